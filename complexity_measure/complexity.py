@@ -1,0 +1,42 @@
+"""PGDL drop-in: ``complexity(model, dataset)``, the competition's entry point.
+
+The starting kit puts this folder on ``sys.path`` and runs ``from complexity import complexity``,
+so this module must work as a top-level module with nothing installed; it then loads the rest of
+the folder as the package ``complexity_measure`` itself, whatever the folder is called (the kit
+unpacks a submission into a folder of its own choosing).
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+if __package__:
+    from .dataset import DEFAULT_MAX_EXAMPLES, dataset_to_arrays
+    from .registry import DEFAULT_MEASURE, get_measure
+else:
+    def _load_package():
+        if "complexity_measure" in sys.modules:
+            return sys.modules["complexity_measure"]
+        here = Path(__file__).resolve().parent
+        spec = importlib.util.spec_from_file_location(
+            "complexity_measure", here / "__init__.py", submodule_search_locations=[str(here)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["complexity_measure"] = package
+        spec.loader.exec_module(package)
+        return package
+
+    _package = _load_package()
+    from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES, dataset_to_arrays
+    from complexity_measure.registry import DEFAULT_MEASURE, get_measure
+
+
+def complexity(model, dataset, program_dir=None):
+    """The fragmentation score of a trained PGDL model on its training data.
+
+    ``model`` is the kit's Sequential Keras classifier (Keras 3 or Keras 2); ``dataset`` the
+    unbatched ``tf.data.Dataset`` of ``(inputs, label)`` training pairs. ``program_dir`` is passed
+    by a later version of the kit and is not needed. Returns a float, larger for a larger expected
+    generalization gap, the same every time for the same model and data.
+    """
+    inputs, labels = dataset_to_arrays(dataset, DEFAULT_MAX_EXAMPLES)
+    return get_measure(DEFAULT_MEASURE)(model, inputs, labels)

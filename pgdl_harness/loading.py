@@ -1,0 +1,144 @@
+"""Loading a PGDL model folder and a task's data the way the organisers' kit does.
+
+Models are built from ``config.json`` (a list of ``tf.keras.layers`` classes with their keyword
+arguments; whole floats become ints) as a plain ``Sequential`` built for ``[0] + input_shape``,
+then ``weights_init.hdf5`` (kept as ``model.initial_weights``) and ``weights.hdf5`` are loaded.
+``tf.keras`` is Keras 3 under TensorFlow 2.16+, or Keras 2 when ``TF_USE_LEGACY_KERAS=1``.
+Data shards are read in sorted order (the kit's ``glob`` order is not fixed).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES, dataset_to_arrays
+
+from .errors import HarnessError
+from .tasks import Task, TaskFolderError
+
+# Keras 2 layer arguments that Keras 3 rejects but that do not change what a trained model
+# computes at inference (``fused`` only picks the BatchNorm kernel). Dropped, with a warning.
+_KERAS2_ONLY_ARGUMENTS = {"BatchNormalization": ("fused",)}
+
+
+class ModelLoadError(HarnessError):
+    """A model folder cannot be turned into a working Keras model."""
+
+
+def load_model(model_folder: str | Path):
+    """Build and load the model in ``model_folder`` as the kit does; raises ModelLoadError."""
+    folder = Path(model_folder)
+    config_path = folder / "config.json"
+    config = _read_config(config_path)
+    layers = [_make_layer(config_path, index, definition)
+              for index, definition in enumerate(config["model_config"])]
+    model = tf.keras.Sequential(layers)
+    try:
+        model.build([0] + list(config["input_shape"]))
+    except Exception as error:  # Keras raises many types here; all mean "this stack does not fit"
+        raise ModelLoadError(f"{config_path}: the layers cannot be built for input shape "
+                             f"{config['input_shape']}: {error}") from None
+    initial_path = folder / "weights_init.hdf5"
+    if initial_path.exists():
+        # The kit prints and carries on when initial weights do not load; so do we, but loudly:
+        # only measures that need the initial weights are affected.
+        try:
+            _load_weights(model, initial_path)
+            model.initial_weights = model.get_weights()
+        except ModelLoadError as error:
+            warnings.warn(f"{error}; model.initial_weights is not set", stacklevel=2)
+    _load_weights(model, folder / "weights.hdf5")
+    return model
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing (every PGDL model folder has a config.json)")
+    try:
+        with open(path) as handle:
+            config = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_config"), list) \
+            or not isinstance(config.get("input_shape"), list):
+        raise ModelLoadError(f"{path}: expected an object with a 'model_config' list of layers and "
+                             f"an 'input_shape' list")
+    if not config["model_config"]:
+        raise ModelLoadError(f"{path}: 'model_config' lists no layers")
+    return config
+
+
+def _make_layer(config_path: Path, index: int, definition: dict):
+    if not isinstance(definition, dict) or "layer_name" not in definition:
+        raise ModelLoadError(f"{config_path}: layer {index} has no 'layer_name'")
+    name = definition["layer_name"]
+    layer_class = getattr(tf.keras.layers, str(name), None)
+    if not isinstance(layer_class, type):
+        raise ModelLoadError(f"{config_path}: layer {index} is {name!r}, which tf.keras.layers "
+                             f"(Keras {_keras_version()}) does not have")
+    arguments = {key: _whole_float_to_int(value) for key, value in definition.items() if key != "layer_name"}
+    for dropped in _KERAS2_ONLY_ARGUMENTS.get(name, ()):
+        if dropped in arguments and _keras_version().startswith("3"):
+            warnings.warn(f"{config_path}: layer {index} ({name}): Keras 3 has no argument "
+                          f"{dropped!r}; dropped (it does not change inference)", stacklevel=3)
+            del arguments[dropped]
+    try:
+        return layer_class(**arguments)
+    except (TypeError, ValueError) as error:
+        raise ModelLoadError(f"{config_path}: layer {index} ({name}) rejects its arguments "
+                             f"{sorted(arguments)}: {error}") from None
+
+
+def _whole_float_to_int(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _load_weights(model, path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing")
+    try:
+        model.load_weights(str(path))
+    except Exception as error:  # h5py raises OSError, Keras ValueError: either way, unusable
+        raise ModelLoadError(f"{path}: cannot be loaded into the model of config.json: {error}") from None
+
+
+def _keras_version() -> str:
+    return getattr(tf.keras, "__version__", None) or getattr(tf.keras, "version", lambda: "?")()
+
+
+def shard_paths(task: Task, split: str = "train") -> list[Path]:
+    """The task's ``shard_*.tfrecord`` files of ``split`` ("train" or "test"), sorted by name."""
+    folder = task.dataset_folder / split
+    shards = sorted(folder.glob("shard_*.tfrecord"))
+    if not shards:
+        raise TaskFolderError(f"{folder}: no shard_*.tfrecord files (task {task.name}, {split} split)")
+    return shards
+
+
+def load_dataset(task: Task, split: str = "train") -> tf.data.Dataset:
+    """The split as the kit hands it to a submission: unbatched ``(inputs, label)`` pairs."""
+    features = {"inputs": tf.io.FixedLenFeature([], tf.string),
+                "output": tf.io.FixedLenFeature([], tf.string)}
+
+    def decode(record):
+        example = tf.io.parse_single_example(record, features)
+        return (tf.io.parse_tensor(example["inputs"], out_type=tf.float32),
+                tf.io.parse_tensor(example["output"], out_type=tf.int32))
+
+    return tf.data.TFRecordDataset([str(path) for path in shard_paths(task, split)]).map(decode)
+
+
+def load_arrays(task: Task, split: str = "train", max_examples: int | None = DEFAULT_MAX_EXAMPLES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs, labels)`` of the split as numpy: the first ``max_examples`` in sorted shard order."""
+    try:
+        return dataset_to_arrays(load_dataset(task, split), max_examples)
+    except (tf.errors.OpError, ValueError) as error:
+        message = getattr(error, "message", None) or str(error)
+        raise TaskFolderError(f"{task.dataset_folder / split}: the shards cannot be read as PGDL "
+                              f"records of (inputs, output): {message.splitlines()[0]}") from None

@@ -1,0 +1,135 @@
+"""Turning predictions into the report: scores per task, the mean over tasks, table and files."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .scoring import EXCEEDED, InvalidGridError, UndefinedScoreError, score_task
+from .tasks import Task, TaskFolderError
+
+SCORE_COLUMNS = ("cmi", "kendall_tau", "granulated_kendall_tau")
+
+
+@dataclass
+class TaskReport:
+    """One measure's scores on one task, or why there are none."""
+
+    task: str
+    measure: str
+    n_models: int
+    cmi: float | None = None  # x100, as reports show it; None when undefined or not scored
+    kendall_tau: float | None = None
+    granulated_kendall_tau: float | None = None
+    psi: dict[str, float] = field(default_factory=dict)
+    seconds_per_model: float | None = None
+    note: str = ""
+
+    def as_json(self) -> dict:
+        return {"measure": self.measure, "n_models": self.n_models, "cmi": self.cmi,
+                "kendall_tau": self.kendall_tau, "granulated_kendall_tau": self.granulated_kendall_tau,
+                "psi": self.psi, "seconds_per_model": self.seconds_per_model, "note": self.note}
+
+
+def score_predictions(task: Task, measure: str, predictions: dict, seconds: list[float] | None = None
+                      ) -> TaskReport:
+    """Score a task's predictions against its ``model_configs.json``; problems become the note."""
+    report = TaskReport(task.name, measure, len(predictions),
+                        seconds_per_model=float(np.mean(seconds)) if seconds else None)
+    if any(value == EXCEEDED for value in predictions.values()):
+        # The kit scores a submission that ran out of time as 0 on every task.
+        report.cmi = 0.0
+        report.note = "EXCEEDED: the kit's time budget ran out; it scores the submission 0"
+        return report
+    try:
+        specs = task.model_specs()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            score = score_task(predictions, specs, source=str(task.model_configs_path))
+    except (TaskFolderError, InvalidGridError, UndefinedScoreError, ValueError) as error:
+        report.note = f"not scored: {error}"
+        return report
+    report.cmi = score.cmi
+    report.kendall_tau = score.kendall_tau
+    report.granulated_kendall_tau = score.granulated_kendall_tau
+    report.psi = score.psi
+    notes = [str(warning.message) for warning in caught]
+    if score.cmi is None:
+        notes.insert(0, "CMI undefined: the task has fewer than two hyperparameters")
+    report.note = "; ".join(notes)
+    return report
+
+
+def report_frame(reports: list[TaskReport]) -> pd.DataFrame:
+    """One row per (task, measure), and per measure a ``mean`` row over its scored tasks."""
+    rows = [{"task": r.task, "measure": r.measure, "models": r.n_models, "cmi": r.cmi,
+             "kendall_tau": r.kendall_tau, "granulated_kendall_tau": r.granulated_kendall_tau,
+             "seconds_per_model": r.seconds_per_model, "note": r.note} for r in reports]
+    frame = pd.DataFrame(rows, columns=["task", "measure", "models", *SCORE_COLUMNS,
+                                        "seconds_per_model", "note"])
+    means = []
+    for measure, group in frame.groupby("measure", sort=False):
+        if len(group) < 2:
+            continue
+        scored = group[list(SCORE_COLUMNS)].astype(float)
+        means.append({"task": "mean", "measure": measure, "models": int(group["models"].sum()),
+                      **{column: _mean_or_none(scored[column]) for column in SCORE_COLUMNS},
+                      "seconds_per_model": _mean_or_none(group["seconds_per_model"].astype(float)),
+                      "note": f"over the {int(scored['cmi'].notna().sum())} task(s) with a CMI"})
+    if means:
+        frame = pd.concat([frame, pd.DataFrame(means)], ignore_index=True)
+    return frame
+
+
+def _mean_or_none(column: pd.Series) -> float | None:
+    column = column.dropna()
+    return float(column.mean()) if len(column) else None
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """The report as a plain-text table: CMI x100, tau and psi to 3 decimals, seconds to 2."""
+    shown = frame.copy()
+    for column in SCORE_COLUMNS:
+        shown[column] = shown[column].map(lambda v: "undefined" if _missing(v) else f"{v:.3f}")
+    shown["seconds_per_model"] = shown["seconds_per_model"].map(lambda v: "" if _missing(v) else f"{v:.2f}")
+    shown = shown.rename(columns={"cmi": "CMI x100", "kendall_tau": "tau",
+                                  "granulated_kendall_tau": "psi", "seconds_per_model": "s/model"})
+    if not shown["note"].astype(bool).any():
+        shown = shown.drop(columns="note")
+    return shown.to_string(index=False)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def report_json(reports: list[TaskReport]) -> dict:
+    """The ``--report`` file: an object keyed by task (by task, then measure, for several measures)."""
+    measures = {r.measure for r in reports}
+    if len(measures) <= 1:
+        return {r.task: r.as_json() for r in reports}
+    nested: dict[str, dict] = {}
+    for r in reports:
+        nested.setdefault(r.task, {})[r.measure] = r.as_json()
+    return nested
+
+
+def write_report(reports: list[TaskReport], out_dir: str | Path, report_path: str | Path | None = None
+                 ) -> pd.DataFrame:
+    """Write ``report.csv`` and ``report.json`` into ``out_dir`` (and ``report_path`` if given)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = report_frame(reports)
+    frame.to_csv(out_dir / "report.csv", index=False)
+    content = json.dumps(report_json(reports), indent=2, sort_keys=True)
+    (out_dir / "report.json").write_text(content + "\n")
+    if report_path is not None:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(report_path).write_text(content + "\n")
+    return frame
