@@ -1,0 +1,35 @@
+# `make score` and `make test` work on a fresh machine: the first use builds .venv/.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# cpu installs tensorflow-cpu; gpu installs tensorflow (CUDA). See setup.cfg.
+TF_EXTRA ?= cpu
+
+DATA ?= data
+TASK ?= toy_data
+MEASURE ?= fragmentation
+OUT ?= results/$(MEASURE)
+
+.PHONY: setup score test test-fast clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),test]'
+	# Keras 2, to test the measure on models of the organisers' era; --no-deps, or pip would
+	# pull the full tensorflow package next to tensorflow-cpu.
+	$(PY) -m pip install --quiet --no-deps 'tf-keras==2.21.*'
+	touch $@
+
+score: setup
+	$(PY) -m pgdl_harness score --data $(DATA) --task $(TASK) --measure $(MEASURE) --out $(OUT)
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) results .pytest_cache *.egg-info

@@ -1,0 +1,632 @@
+"""Scores of a complexity measure on one PGDL task.
+
+A PGDL task is a complete grid of trained models: every combination of the
+task's hyperparameter values occurs exactly once. A complexity measure gives
+one number per model, and is scored on how well it ranks the models'
+generalization gaps (``train_acc - test_acc``). Three scores are offered, and
+for all three *higher is better*: a measure should be larger for models that
+generalize worse.
+
+- :func:`conditional_mutual_information`: the official PGDL score, computed
+  exactly as the organisers' scoring program does (see ``docs/PGDL.md``).
+- :func:`kendall_tau`: Kendall's rank correlation (tau-a) between measure and
+  gap over all models.
+- :func:`granulated_kendall_tau`: Jiang et al.'s granulated Kendall
+  coefficient, which only compares models that differ in one hyperparameter.
+
+The inputs are the organisers' formats, already parsed: ``model_specs`` is the
+content of a task's ``model_configs.json`` and ``predictions`` the content of a
+``<task>.predict`` file, ``{"model_<id>": value}``. Inputs are checked once, at
+the public functions; the numeric core trusts them. Nothing here reads files
+or needs TensorFlow.
+"""
+
+# The organisers' reference implementation is scoring_program/ in the public
+# starting kit (e.g. GitHub cadurosar/pgdl); this is an independent, vectorised
+# version that reproduces its numbers.
+
+import itertools
+import math
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "EXCEEDED",
+    "InvalidGridError",
+    "TaskScore",
+    "UndefinedScoreError",
+    "conditional_mutual_information",
+    "generalization_gaps",
+    "granulated_kendall_tau",
+    "granulated_kendall_taus",
+    "kendall_tau",
+    "score_task",
+    "validate_hyperparameter_grid",
+]
+
+#: What the kit's ingestion program writes instead of a value once the
+#: measure ran out of time.
+EXCEEDED = "EXCEEDED"
+
+# The organisers compute entropies as -sum p * log2(p + 1e-12); the constant
+# shifts results by ~1e-12, so it is kept to match their numbers exactly.
+_ENTROPY_EPS = 1e-12
+
+# How many offending models or combinations an error message lists.
+_MAX_LISTED = 5
+
+
+class InvalidGridError(ValueError):
+    """The models of a task do not form a complete hyperparameter grid."""
+
+
+class UndefinedScoreError(ValueError):
+    """A score is not defined for this task (e.g. CMI with one hyperparameter)."""
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """All scores of a complexity measure on one task; higher is better.
+
+    Attributes
+    ----------
+    cmi : float or None
+        Conditional mutual information x 100, in [0, 100]; None when the task
+        has fewer than two hyperparameters and CMI is undefined.
+    kendall_tau : float
+        Kendall's tau-a over all models, in [-1, 1].
+    granulated_kendall_tau : float
+        Mean of ``psi`` over the hyperparameters, in [-1, 1].
+    psi : dict of str to float
+        Granulated tau per hyperparameter name, each in [-1, 1].
+    n_models : int
+        Number of models in the task.
+    """
+
+    cmi: float | None
+    kendall_tau: float
+    granulated_kendall_tau: float
+    psi: dict[str, float]
+    n_models: int
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A validated task: models in ``model_specs`` order, values as indices."""
+
+    model_ids: list[str]  # "model_<id>"
+    hparam_names: list[str]  # the first model's order, as the organisers use
+    possible_values: list[list]  # per hyperparameter
+    value_index: np.ndarray  # (n_models, n_hparams) index into possible_values
+    gaps: np.ndarray  # (n_models,) train_acc - test_acc
+
+
+# --------------------------------------------------------------------------
+# Input checking
+
+
+def _model_key(mid):
+    # The organisers' rule: bare ids get a "model_" prefix, others are kept.
+    mid = str(mid)
+    return mid if "model" in mid else f"model_{mid}"
+
+
+def _list_some(items):
+    items = list(items)
+    shown = ", ".join(str(item) for item in items[:_MAX_LISTED])
+    if len(items) > _MAX_LISTED:
+        shown += f", ... ({len(items)} in all)"
+    return shown
+
+
+def _normalised_specs(model_specs, source):
+    if not isinstance(model_specs, dict) or not model_specs:
+        raise InvalidGridError(f"{source}: expected a non-empty mapping of model id to model spec")
+    specs = {}
+    for mid, spec in model_specs.items():
+        key = _model_key(mid)
+        if key in specs:
+            raise InvalidGridError(f"{source}: model ids {mid!r} and another both name {key}")
+        specs[key] = spec
+    return specs
+
+
+def _gap_vector(specs, source):
+    gaps = np.empty(len(specs))
+    for row, (mid, spec) in enumerate(specs.items()):
+        try:
+            metrics = spec["metrics"]
+            gaps[row] = float(metrics["train_acc"]) - float(metrics["test_acc"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{source}: {mid} has no numeric metrics.train_acc and metrics.test_acc ({exc!r})"
+            ) from None
+    return gaps
+
+
+def _parse_grid(model_specs, source):
+    """Check that ``model_specs`` is a complete grid and index its values."""
+    specs = _normalised_specs(model_specs, source)
+    model_ids = list(specs)
+
+    def hparams_of(mid):
+        hparams = specs[mid].get("hparams") if isinstance(specs[mid], dict) else None
+        if not isinstance(hparams, dict):
+            raise InvalidGridError(f"{source}: {mid} has no 'hparams' mapping")
+        return hparams
+
+    # The first model defines names and possible values, as in the organisers'
+    # code; here every other model must agree with it.
+    first = model_ids[0]
+    reference = hparams_of(first)
+    names = list(reference)
+    if not names:
+        raise InvalidGridError(f"{source}: {first} has no hyperparameters")
+    possible_values = []
+    for name in names:
+        values = reference[name].get("possible_values") if isinstance(reference[name], dict) else None
+        if not isinstance(values, list) or not values:
+            raise InvalidGridError(
+                f"{source}: {first}: hyperparameter {name!r} has no non-empty 'possible_values' list"
+            )
+        # list.index (equality, as the organisers use) must identify a value.
+        repeated = [v for i, v in enumerate(values) if values.index(v) != i]
+        if repeated:
+            raise InvalidGridError(
+                f"{source}: possible_values of {name!r} list {_list_some(map(repr, repeated))} more than once"
+            )
+        possible_values.append(values)
+
+    value_index = np.empty((len(model_ids), len(names)), dtype=np.intp)
+    for row, mid in enumerate(model_ids):
+        hparams = hparams_of(mid)
+        if set(hparams) != set(names):
+            raise InvalidGridError(
+                f"{source}: {mid} has hyperparameters {sorted(hparams)}, but {first} has {sorted(names)}"
+            )
+        for col, (name, values) in enumerate(zip(names, possible_values)):
+            entry = hparams[name]
+            if not isinstance(entry, dict) or "current_value" not in entry:
+                raise InvalidGridError(f"{source}: {mid}: hyperparameter {name!r} has no 'current_value'")
+            if entry.get("possible_values") != values:
+                raise InvalidGridError(
+                    f"{source}: {mid} gives possible_values {entry.get('possible_values')!r} for {name!r}, "
+                    f"but {first} gives {values!r}"
+                )
+            try:
+                value_index[row, col] = values.index(entry["current_value"])
+            except ValueError:
+                raise InvalidGridError(
+                    f"{source}: {mid} has {name}={entry['current_value']!r}, "
+                    f"which is not among its possible_values {values!r}"
+                ) from None
+
+    # Every combination of value indices exactly once.
+    models_at = defaultdict(list)
+    for mid, combination in zip(model_ids, map(tuple, value_index)):
+        models_at[combination].append(mid)
+
+    def describe(combination):
+        pairs = (f"{name}={values[i]!r}" for name, values, i in zip(names, possible_values, combination))
+        return "{" + ", ".join(pairs) + "}"
+
+    problems = []
+    shape = [len(values) for values in possible_values]
+    missing = [c for c in itertools.product(*map(range, shape)) if c not in models_at]
+    if missing:
+        problems.append(
+            f"the grid is not complete: {len(missing)} of {math.prod(shape)} combinations have no model, "
+            f"e.g. {_list_some(map(describe, missing))}"
+        )
+    repeated = [(c, mids) for c, mids in models_at.items() if len(mids) > 1]
+    if repeated:
+        problems.append(
+            f"combinations are not unique: {len(repeated)} have more than one model: "
+            + "; ".join(f"{describe(c)} is shared by {_list_some(mids)}" for c, mids in repeated[:_MAX_LISTED])
+        )
+    if problems:
+        raise InvalidGridError(f"{source}: " + "; ".join(problems))
+
+    return _Grid(model_ids, names, possible_values, value_index, _gap_vector(specs, source))
+
+
+def _value_vector(values, model_ids, what, reference="model_configs.json"):
+    """``values`` ({"model_<id>": number}) as an array in ``model_ids`` order."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{what}: expected a mapping of model id to value, got {type(values).__name__}")
+    missing = [mid for mid in model_ids if mid not in values]
+    known = set(model_ids)
+    extra = [mid for mid in values if mid not in known]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"no value for {_list_some(missing)}")
+        if extra:
+            parts.append(f"values for models not in {reference}: {_list_some(extra)}")
+        raise ValueError(f"{what}: " + "; ".join(parts))
+    exceeded = [mid for mid in model_ids if isinstance(values[mid], str) and values[mid] == EXCEEDED]
+    if exceeded:
+        raise ValueError(
+            f"{what}: the measure ran out of time ({EXCEEDED!r}) on {_list_some(exceeded)}; "
+            "the kit scores such a submission 0 overall"
+        )
+    out = np.empty(len(model_ids))
+    for row, mid in enumerate(model_ids):
+        value = values[mid]
+        try:
+            if isinstance(value, str):
+                raise TypeError
+            out[row] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: the value for {mid} is not a number: {value!r}") from None
+    if np.isnan(out).any():
+        nan_ids = [mid for mid, v in zip(model_ids, out) if np.isnan(v)]
+        # NaN compares false with everything: it ties with every model, which
+        # is also what the organisers' CMI makes of it.
+        warnings.warn(
+            f"{what}: NaN for {_list_some(nan_ids)}; NaN counts as tied with every other model",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+# --------------------------------------------------------------------------
+# Numeric core (inputs trusted)
+
+
+def _pairwise_sign(x):
+    """sign(x_i - x_j) for all ordered pairs, by comparison so NaN gives 0."""
+    return (x[:, None] > x[None, :]).astype(np.int64) - (x[:, None] < x[None, :])
+
+
+def _kendall_tau(measure, gaps):
+    n = measure.shape[0]
+    # The diagonal is 0, so the sum runs over i != j only.
+    concordance = (_pairwise_sign(measure) * _pairwise_sign(gaps)).sum()
+    return float(concordance / (n * (n - 1)))
+
+
+def _granulated_kendall_taus(measure, gaps, grid):
+    concordance = _pairwise_sign(measure) * _pairwise_sign(gaps)
+    shape = [len(values) for values in grid.possible_values]
+    psi = {}
+    for k, name in enumerate(grid.hparam_names):
+        n_k = shape[k]
+        if n_k < 2:
+            continue  # no two models differ only in k: no ranking to score
+        # Models differ only in k iff they agree on all other hyperparameters.
+        others = [j for j in range(len(shape)) if j != k]
+        if others:
+            group = np.ravel_multi_index(grid.value_index[:, others].T, [shape[j] for j in others])
+        else:
+            group = np.zeros(len(measure), dtype=np.intp)
+        n_groups = math.prod(shape[j] for j in others)
+        same_group = group[:, None] == group[None, :]
+        # In a complete grid each group holds n_k models, so a group's tau is
+        # its summed concordance over its n_k (n_k - 1) ordered pairs.
+        per_group = np.bincount(group, weights=(concordance * same_group).sum(axis=1), minlength=n_groups)
+        psi[name] = float(np.mean(per_group / (n_k * (n_k - 1))))
+    return psi
+
+
+def _organisers_key_problems(grid):
+    """Hyperparameter pairs on which the organisers' string bin names break.
+
+    The organisers name a bin by concatenating ``str(value)`` over the pair's
+    hyperparameter values (e.g. values 1 and 11 give "1"+"11" == "11"+"1"),
+    and look a model pair's bin up by the same string built from the models'
+    ``current_value``.
+    """
+    problems = []
+    for a, b in itertools.permutations(range(len(grid.hparam_names)), 2):
+        name_a, name_b = grid.hparam_names[a], grid.hparam_names[b]
+        per_hparam = [
+            [str(v) + str(w) for v in grid.possible_values[h] for w in grid.possible_values[h]] for h in (a, b)
+        ]
+        keys = ["".join(parts) for parts in itertools.product(*per_hparam)]
+        if len(set(keys)) < len(keys):
+            seen, clash = set(), None
+            for key in keys:
+                if key in seen:
+                    clash = key
+                    break
+                seen.add(key)
+            problems.append(f"({name_a}, {name_b}): different value pairs share the bin name {clash!r}")
+    return problems
+
+
+def _written_differently(grid, model_specs):
+    # A current_value equal to a possible value but printed differently
+    # (1 vs 1.0) makes the organisers' bin lookup fail; they skip such pairs.
+    odd = []
+    for spec, mid, row in zip(model_specs.values(), grid.model_ids, grid.value_index):
+        for name, values, i in zip(grid.hparam_names, grid.possible_values, row):
+            if str(spec["hparams"][name]["current_value"]) != str(values[i]):
+                odd.append(f"{mid}.{name}")
+    return odd
+
+
+def _warn_if_organisers_bins_differ(grid, model_specs):
+    problems = _organisers_key_problems(grid)
+    odd = _written_differently(grid, model_specs)
+    if odd:
+        problems.append(f"current_value printed differently from its possible value at {_list_some(odd)}")
+    if problems:
+        warnings.warn(
+            "the organisers' scorer names CMI bins by concatenating str() of hyperparameter values; on "
+            "this task it would merge bins (its score for such a hyperparameter pair becomes NaN, which "
+            "its min() then skips or returns) or drop model pairs, so results may differ from theirs: "
+            + "; ".join(problems),
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _mi_over_gap_entropy(table):
+    """Mean MI over mean gap-sign entropy of a (K, 2, 2) table of counts."""
+    # Axis 1 is the gap sign, axis 2 the measure sign. A complete grid puts at
+    # least one model pair in each of the K bins, so no total is 0.
+    total = table.sum(axis=(1, 2))
+    gap_counts = table.sum(axis=2)
+    measure_counts = table.sum(axis=1)
+    joint = table / total[:, None, None]
+    p_gap = gap_counts / total[:, None]
+    p_measure = measure_counts / total[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = joint * np.log2(joint / (p_gap[:, :, None] * p_measure[:, None, :]))
+    mi = np.where(joint > 0, terms, 0.0).sum(axis=(1, 2))
+    gap_entropy = -(p_gap * np.log2(p_gap + _ENTROPY_EPS)).sum(axis=1)
+    return mi.mean() / gap_entropy.mean()
+
+
+def _conditional_mutual_information(measure, gaps, grid):
+    # One cell per ordered model pair, self-pairs included; ties fall on the
+    # "minus" side: cell = 2 * [g_i > g_j] + [m_i > m_j].
+    cell = (2 * (gaps[:, None] > gaps[None, :]) + (measure[:, None] > measure[None, :])).ravel()
+    shape = [len(values) for values in grid.possible_values]
+    scores = []
+    for a, b in itertools.permutations(range(len(shape)), 2):
+        n_a, n_b = shape[a], shape[b]
+        v_a, v_b = grid.value_index[:, a], grid.value_index[:, b]
+        # Bin of pair (i, j): (h_a of i, h_a of j, h_b of i, h_b of j), flattened.
+        bin_ = ((v_a[:, None] * n_a + v_a[None, :]) * n_b + v_b[:, None]) * n_b + v_b[None, :]
+        n_bins = n_a * n_a * n_b * n_b
+        counts = np.bincount(4 * bin_.ravel() + cell, minlength=4 * n_bins)
+        # Reshaped as (bin, gap sign, measure sign); the sign order does not
+        # matter to MI or entropy.
+        scores.append(_mi_over_gap_entropy(counts.reshape(n_bins, 2, 2)))
+    # + 0.0 turns -0.0 into 0.0: when every bin holds one pair (exactly two
+    # hyperparameters) MI is 0 and the entropy -1e-12-ish, giving -0.0.
+    return float(min(scores)) + 0.0
+
+
+# --------------------------------------------------------------------------
+# Public API
+
+
+def generalization_gaps(model_specs):
+    """Generalization gap of each model of a task.
+
+    Parameters
+    ----------
+    model_specs : dict
+        Parsed ``model_configs.json``: model id (bare, like ``"20"``, or
+        ``"model_20"``) to ``{"hparams": ..., "metrics": {"train_acc": a,
+        "test_acc": b}}``. Not modified.
+
+    Returns
+    -------
+    gaps : dict of str to float
+        ``{"model_<id>": train_acc - test_acc}`` in the input's order. Larger
+        means the model generalizes worse.
+    """
+    specs = _normalised_specs(model_specs, "model_configs.json")
+    return dict(zip(specs, _gap_vector(specs, "model_configs.json").tolist()))
+
+
+def validate_hyperparameter_grid(model_specs, source="model_configs.json"):
+    """Check that a task's models form a complete hyperparameter grid.
+
+    Accepts what the organisers' ``check_data_validity`` accepts: each
+    combination of the hyperparameters' possible values occurs exactly once,
+    and each model's ``current_value`` is one of the ``possible_values``
+    (compared with ``==``). Stricter than theirs in one respect: all models
+    must agree with the first on the hyperparameter names and possible values
+    (theirs only reads the first model's).
+
+    Parameters
+    ----------
+    model_specs : dict
+        Parsed ``model_configs.json``. Not modified.
+    source : str, default="model_configs.json"
+        Where ``model_specs`` came from, named in error messages.
+
+    Raises
+    ------
+    InvalidGridError
+        Naming ``source`` and the problem: the first few missing
+        combinations, the models sharing a combination, or the offending value.
+    """
+    _parse_grid(model_specs, source)
+
+
+def conditional_mutual_information(predictions, model_specs):
+    """Conditional mutual information between measure and gap (official score).
+
+    The organisers' score: for each ordered pair of distinct hyperparameters,
+    the mutual information between ``sign(m_i - m_j)`` and ``sign(g_i - g_j)``
+    over ordered model pairs, conditioned on the pair's values of the two
+    hyperparameters and divided by the entropy of the gap sign; the score is
+    the minimum over hyperparameter pairs. Self-pairs and ties count as
+    "minus", so a measure should *increase* with the gap.
+
+    Parameters
+    ----------
+    predictions : dict of str to float
+        The measure per model, ``{"model_<id>": value}``, one entry for every
+        model of ``model_specs`` and no other.
+    model_specs : dict
+        Parsed ``model_configs.json`` of the task; must be a complete grid.
+        Not modified.
+
+    Returns
+    -------
+    cmi : float
+        In [0, 1]; 1 when the measure orders the models exactly as the gap,
+        0 for a constant measure (a perfect measure may exceed 1 by a few
+        1e-12, from the +1e-12 inside the organisers' entropy log). Reports
+        show it x 100. Higher is better.
+
+    Raises
+    ------
+    UndefinedScoreError
+        If the task has fewer than two hyperparameters.
+    InvalidGridError
+        If ``model_specs`` is not a complete grid.
+    ValueError
+        If a prediction is missing, extra, ``"EXCEEDED"`` or not a number.
+
+    Warns
+    -----
+    UserWarning
+        When the organisers' scorer would file model pairs under the wrong
+        bin on this task (its string bin names collide, or a current_value is
+        written differently from its possible value); this function uses the
+        correct bins, so its result may then differ from theirs.
+    """
+    grid = _parse_grid(model_specs, "model_configs.json")
+    if len(grid.hparam_names) < 2:
+        raise UndefinedScoreError(
+            "conditional mutual information needs at least two hyperparameters; "
+            f"this task has {len(grid.hparam_names)} ({', '.join(grid.hparam_names)})"
+        )
+    measure = _value_vector(predictions, grid.model_ids, "predictions")
+    _warn_if_organisers_bins_differ(grid, model_specs)
+    return _conditional_mutual_information(measure, grid.gaps, grid)
+
+
+def kendall_tau(predictions, gaps):
+    """Kendall's tau-a between a measure and the generalization gaps.
+
+    ``tau = mean over ordered pairs i != j of sign(m_i - m_j) * sign(g_i - g_j)``;
+    a tie in either gives 0. Unlike tau-b (:func:`scipy.stats.kendalltau`),
+    ties are not corrected for, so with ties ``|tau| < 1`` even for a perfect
+    measure; both agree when there are no ties.
+
+    Parameters
+    ----------
+    predictions : dict of str to float
+        The measure per model, ``{"model_<id>": value}``.
+    gaps : dict of str to float
+        The gap per model with the same keys, as from
+        :func:`generalization_gaps`.
+
+    Returns
+    -------
+    tau : float
+        In [-1, 1]. Higher is better: 1 when the measure orders all models as
+        the gap does, -1 when it reverses them, 0 for a constant.
+    """
+    model_ids = list(gaps)
+    gap_values = _value_vector(gaps, model_ids, "gaps")
+    measure = _value_vector(predictions, model_ids, "predictions", reference="gaps")
+    if len(model_ids) < 2:
+        raise UndefinedScoreError("Kendall's tau needs at least two models")
+    return _kendall_tau(measure, gap_values)
+
+
+def granulated_kendall_taus(predictions, model_specs):
+    """Granulated Kendall's tau per hyperparameter (psi_k).
+
+    For hyperparameter k, psi_k is the mean, over every fixed setting of all
+    the other hyperparameters, of Kendall's tau-a (:func:`kendall_tau`) among
+    the models that differ only in k (Jiang et al., "Fantastic Generalization
+    Measures and Where to Find Them", ICLR 2020).
+
+    Parameters
+    ----------
+    predictions : dict of str to float
+        The measure per model, ``{"model_<id>": value}``.
+    model_specs : dict
+        Parsed ``model_configs.json`` of the task; must be a complete grid.
+        Not modified.
+
+    Returns
+    -------
+    psi : dict of str to float
+        Hyperparameter name to psi_k in [-1, 1], higher is better.
+        Hyperparameters with a single possible value are left out: no two
+        models differ only in them.
+    """
+    grid = _parse_grid(model_specs, "model_configs.json")
+    measure = _value_vector(predictions, grid.model_ids, "predictions")
+    return _granulated_kendall_taus(measure, grid.gaps, grid)
+
+
+def granulated_kendall_tau(predictions, model_specs):
+    """Granulated Kendall coefficient Psi: the mean of psi_k over hyperparameters.
+
+    See :func:`granulated_kendall_taus` for psi_k and the parameters.
+
+    Returns
+    -------
+    psi : float
+        In [-1, 1]; higher is better.
+
+    Raises
+    ------
+    UndefinedScoreError
+        If no hyperparameter has two or more possible values.
+    """
+    psi = granulated_kendall_taus(predictions, model_specs)
+    if not psi:
+        raise UndefinedScoreError("the granulated Kendall tau needs a hyperparameter with two or more values")
+    return float(np.mean(list(psi.values())))
+
+
+def score_task(predictions, model_specs, source="model_configs.json"):
+    """Every score of a complexity measure on one task.
+
+    Parameters
+    ----------
+    predictions : dict of str to float
+        The measure per model, ``{"model_<id>": value}`` (a ``.predict`` file).
+    model_specs : dict
+        Parsed ``model_configs.json`` of the task. Not modified.
+    source : str, default="model_configs.json"
+        Where ``model_specs`` came from, named in grid errors.
+
+    Returns
+    -------
+    score : TaskScore
+        CMI x 100 (None when undefined), Kendall's tau, the granulated tau and
+        its per-hyperparameter terms; higher is better for all.
+
+    Raises
+    ------
+    InvalidGridError, ValueError
+        As :func:`conditional_mutual_information`, except that fewer than two
+        hyperparameters give ``cmi=None``.
+    """
+    grid = _parse_grid(model_specs, source)
+    measure = _value_vector(predictions, grid.model_ids, "predictions")
+    psi = _granulated_kendall_taus(measure, grid.gaps, grid)
+    if not psi:
+        # A complete grid whose hyperparameters all have one value: one model.
+        raise UndefinedScoreError(f"{source}: a task needs at least two models to be scored")
+    if len(grid.hparam_names) < 2:
+        cmi = None
+    else:
+        _warn_if_organisers_bins_differ(grid, model_specs)
+        cmi = 100.0 * _conditional_mutual_information(measure, grid.gaps, grid)
+    return TaskScore(
+        cmi=cmi,
+        kendall_tau=_kendall_tau(measure, grid.gaps),
+        granulated_kendall_tau=float(np.mean(list(psi.values()))),
+        psi=psi,
+        n_models=len(grid.model_ids),
+    )

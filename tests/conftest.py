@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = REPO / "data"
+TOY_TASK = DATA / "toy_data"
+
+
+@pytest.fixture(scope="session")
+def toy_task():
+    from pgdl_harness.tasks import find_tasks
+    return find_tasks(DATA, ["toy_data"])[0]
+
+
+@pytest.fixture(params=["keras3", "keras2"])
+def keras(request):
+    """Each Keras the measures must work with: Keras 3 (tf.keras in TF 2.21) and Keras 2 (tf_keras)."""
+    if request.param == "keras2":
+        return pytest.importorskip("tf_keras")
+    import tensorflow as tf
+    return tf.keras
