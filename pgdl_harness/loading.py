@@ -117,7 +117,29 @@ def shard_paths(task: Task, split: str = "train") -> list[Path]:
     shards = sorted(folder.glob("shard_*.tfrecord"))
     if not shards:
         raise TaskFolderError(f"{folder}: no shard_*.tfrecord files (task {task.name}, {split} split)")
+    for shard in shards:
+        _check_whole_records(shard)
     return shards
+
+
+def _check_whole_records(path: Path) -> None:
+    """Fail on a shard cut short: TensorFlow reads such a file's whole records and stops silently.
+
+    A TFRecord file is a chain of (8-byte length, 4-byte CRC, data, 4-byte CRC) records; walking
+    the lengths costs one small read per record.
+    """
+    size = path.stat().st_size
+    position = 0
+    with open(path, "rb") as handle:
+        while position < size:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            position += 8 + 4 + int.from_bytes(header, "little") + 4
+            handle.seek(position)
+    if position != size:
+        raise TaskFolderError(f"{path}: truncated or not a TFRecord file (its records do not end "
+                              f"at its last byte, {size} bytes)")
 
 
 def load_dataset(task: Task, split: str = "train") -> tf.data.Dataset:

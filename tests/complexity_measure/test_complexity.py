@@ -1,0 +1,152 @@
+"""The PGDL drop-in: ``complexity(model, dataset)`` as the starting kit calls it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from complexity_measure.complexity import complexity
+from complexity_measure.fragmentation import fragmentation_score
+from pgdl_harness.cli import main
+from pgdl_harness.loading import load_arrays, load_dataset, load_model
+
+from ..conftest import DATA, REPO, TOY_TASK
+
+
+def test_complexity_is_the_default_fragmentation_score_as_a_float(toy_task):
+    model = load_model(toy_task.model_folder("model_4"))
+    value = complexity(model, load_dataset(toy_task))
+    assert isinstance(value, float)
+    assert value == fragmentation_score(model, *load_arrays(toy_task))
+    assert complexity(model, load_dataset(toy_task), program_dir="/somewhere") == value
+
+
+def test_complexity_does_not_depend_on_the_order_of_the_shards(toy_task):
+    model = load_model(toy_task.model_folder("model_4"))
+    inputs, labels = load_arrays(toy_task)
+    order = np.random.default_rng(0).permutation(len(labels))
+    shuffled = tf.data.Dataset.from_tensor_slices((inputs[order], labels[order].astype(np.int32)))
+    assert complexity(model, shuffled) == complexity(model, load_dataset(toy_task))
+
+
+def test_a_dataset_that_does_not_fit_the_model_is_named(toy_task):
+    model = load_model(toy_task.model_folder("model_4"))
+    wrong = tf.data.Dataset.from_tensor_slices((np.zeros((10, 5), np.float32), np.zeros(10, np.int32)))
+    with pytest.raises(ValueError, match=r"inputs have shape \(5,\) per example.*\(3,\)"):
+        complexity(model, wrong)
+    with pytest.raises(ValueError, match="pairs"):
+        complexity(model, tf.data.Dataset.from_tensor_slices(np.zeros((10, 3), np.float32)))
+
+
+# The starting kit's way, in a fresh interpreter: the submission folder (under another name, as
+# the kit unpacks it) is put on sys.path, `from complexity import complexity`, models built from
+# config.json as a Sequential subclass of wrapped layers, the training shards in glob order.
+KIT_LIKE_INGESTION = textwrap.dedent('''
+    import glob, json, os, sys
+    import tensorflow as tf
+    task_dir, submission_dir, out_file = sys.argv[1:4]
+    sys.path.append(submission_dir)
+    from complexity import complexity
+
+    class Sequential(tf.keras.Sequential):
+        def __call__(self, x, tape=False, *args, **kwargs):
+            if tape:
+                tape.watch(x)
+            return super().__call__(x, *args, **kwargs)
+
+    def wrapped(layer_class, **kwargs):
+        class Wrapped(layer_class):
+            def __call__(self, x, *args, **kwargs):
+                self._last_seen_input = x
+                return super().__call__(x, *args, **kwargs)
+        return Wrapped(**kwargs)
+
+    def load(model_dir):
+        config = json.load(open(os.path.join(model_dir, "config.json")))
+        layers = []
+        for definition in config["model_config"]:
+            kwargs = {k: (int(v) if isinstance(v, float) and v.is_integer() else v)
+                      for k, v in definition.items() if k != "layer_name"}
+            layers.append(wrapped(getattr(tf.keras.layers, definition["layer_name"]), **kwargs))
+        model = Sequential(layers)
+        model.build([0] + config["input_shape"])
+        model.load_weights(os.path.join(model_dir, "weights_init.hdf5"))
+        model.initial_weights = model.get_weights()
+        model.load_weights(os.path.join(model_dir, "weights.hdf5"))
+        return model
+
+    def decode(record):
+        features = {"inputs": tf.io.FixedLenFeature([], tf.string),
+                    "output": tf.io.FixedLenFeature([], tf.string)}
+        example = tf.io.parse_single_example(record, features)
+        return (tf.io.parse_tensor(example["inputs"], out_type=tf.float32),
+                tf.io.parse_tensor(example["output"], out_type=tf.int32))
+
+    data = tf.data.TFRecordDataset(glob.glob(os.path.join(task_dir, "dataset_1", "train", "shard_*.tfrecord")))
+    data = data.map(decode)
+    values = {}
+    for model_id in sorted(m for m in os.listdir(task_dir) if "model" in m and "json" not in m):
+        tf.keras.backend.clear_session()
+        value = complexity(load(os.path.join(task_dir, model_id)), data)
+        values[model_id] = float(value)
+    json.dump(values, open(out_file, "w"), sort_keys=True, indent=4)
+    package = sys.modules["complexity_measure"].__file__
+    print(json.dumps({"keras": type(load(os.path.join(task_dir, model_id))).__mro__[1].__module__,
+                      "package": package}))
+''')
+
+
+def run_kit_like_ingestion(tmp_path, legacy_keras: bool):
+    submission = tmp_path / "unpacked_submission"
+    shutil.copytree(REPO / "complexity_measure", submission, ignore=shutil.ignore_patterns("__pycache__"))
+    script = tmp_path / "ingestion.py"
+    script.write_text(KIT_LIKE_INGESTION)
+    out = tmp_path / "res"
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
+    if legacy_keras:
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    done = subprocess.run([sys.executable, str(script), str(TOY_TASK), str(submission),
+                           str(out / "toy_data.predict")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["package"].startswith(str(submission))  # the copy, not the project's package
+    return out, info
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("legacy_keras", [False, True], ids=["keras3", "keras2"])
+def test_the_kit_runs_the_folder_as_it_stands_and_evaluate_scores_it(tmp_path, toy_task, legacy_keras):
+    out, info = run_kit_like_ingestion(tmp_path, legacy_keras)
+    assert info["keras"].startswith("tf_keras" if legacy_keras else "keras")
+    predictions = json.loads((out / "toy_data.predict").read_text())
+    assert sorted(predictions) == sorted(toy_task.model_ids)
+
+    # The harness computes the same values in-process (Keras 3) ...
+    harness = tmp_path / "harness"
+    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--out", str(harness),
+                 "--no-progress"]) == 0
+    expected = json.loads((harness / "toy_data.predict").read_text())
+    differences = np.array([abs(predictions[m] - expected[m]) for m in expected])
+    if legacy_keras:
+        # ... and Keras 2 computes the same logits up to float rounding, which can move a class
+        # change by one grid point on a rare path; never more than one path in 512 per model.
+        assert np.all(differences <= 1 / 512 + 1e-12) and np.mean(differences == 0) > 0.8
+    else:
+        assert np.all(differences == 0)
+
+    # ... and `evaluate` scores the kit's output like the harness's own.
+    assert main(["evaluate", "--data", str(DATA), "--predictions", str(out), "--report",
+                 str(tmp_path / "kit.json")]) == 0
+    kit_score = json.loads((tmp_path / "kit.json").read_text())["toy_data"]
+    harness_score = json.loads((harness / "report.json").read_text())["toy_data"]
+    assert 0 <= kit_score["cmi"] <= 100
+    if not legacy_keras:
+        assert kit_score["cmi"] == harness_score["cmi"]

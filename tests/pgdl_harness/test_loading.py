@@ -1,0 +1,192 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from complexity_measure.forward import logits
+from pgdl_harness.loading import ModelLoadError, load_arrays, load_dataset, load_model, shard_paths
+from pgdl_harness.tasks import TaskFolderError, find_tasks
+
+from ..conftest import TOY_TASK
+
+
+def test_toy_models_reproduce_the_recorded_accuracies_exactly(toy_task):
+    specs = toy_task.model_specs()
+    train = load_arrays(toy_task, "train", None)
+    test = load_arrays(toy_task, "test", None)
+    assert len(train[0]) == 200 and len(test[0]) == 100
+    for model_id in toy_task.model_ids:
+        model = load_model(toy_task.model_folder(model_id))
+        metrics = specs[model_id.removeprefix("model_")]["metrics"]
+        for (inputs, labels), recorded in ((train, metrics["train_acc"]), (test, metrics["test_acc"])):
+            accuracy = np.mean(logits(model, inputs).argmax(axis=1) == labels)
+            assert accuracy == pytest.approx(recorded, abs=1e-12), model_id
+
+
+def test_initial_weights_are_kept_beside_the_trained_ones(toy_task):
+    model = load_model(toy_task.model_folder("model_3"))
+    assert len(model.initial_weights) == len(model.get_weights())
+    distance = sum(np.sum((a - b) ** 2) for a, b in zip(model.initial_weights, model.get_weights()))
+    assert distance > 0.1
+
+
+def test_dataset_is_the_kits_unbatched_pairs_in_sorted_shard_order(toy_task):
+    dataset = load_dataset(toy_task)
+    inputs, label = next(iter(dataset))
+    assert inputs.shape == (3,) and inputs.dtype.name == "float32"
+    assert label.shape == () and label.dtype.name == "int32"
+    assert [p.name for p in shard_paths(toy_task)] == ["shard_0.tfrecord", "shard_1.tfrecord", "shard_2.tfrecord"]
+    assert len(load_arrays(toy_task, "train", 50)[0]) == 50
+
+
+@pytest.fixture
+def model_folder(tmp_path):
+    folder = tmp_path / "model_9"
+    shutil.copytree(TOY_TASK / "model_9", folder)
+    return folder
+
+
+def _edit_config(folder, edit):
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_missing_config(model_folder):
+    (model_folder / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"model_9/config.json: missing"):
+        load_model(model_folder)
+
+
+def test_config_that_is_not_json(model_folder):
+    (model_folder / "config.json").write_text("{'model_config': ")
+    with pytest.raises(ModelLoadError, match=r"config.json: not valid JSON"):
+        load_model(model_folder)
+
+
+def test_unknown_layer(model_folder):
+    _edit_config(model_folder, lambda c: c["model_config"][0].update(layer_name="Dense3000"))
+    with pytest.raises(ModelLoadError, match=r"config.json: layer 0 is 'Dense3000', which tf.keras.layers"):
+        load_model(model_folder)
+
+
+def test_layer_arguments_rejected(model_folder):
+    _edit_config(model_folder, lambda c: c["model_config"][0].update(unitz=3))
+    with pytest.raises(ModelLoadError, match=r"layer 0 \(Dense\) rejects its arguments"):
+        load_model(model_folder)
+
+
+def test_weights_that_do_not_fit_the_architecture(model_folder):
+    _edit_config(model_folder, lambda c: c["model_config"][0].update(units=7))
+    with pytest.raises(ModelLoadError, match=r"model_9/weights.hdf5: cannot be loaded into the model"), \
+            pytest.warns(UserWarning, match="weights_init.hdf5: cannot be loaded"):
+        load_model(model_folder)
+
+
+def test_corrupt_weights_file(model_folder):
+    data = (model_folder / "weights.hdf5").read_bytes()
+    (model_folder / "weights.hdf5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelLoadError, match=r"model_9/weights.hdf5: cannot be loaded"):
+        load_model(model_folder)
+
+
+def test_missing_weights(model_folder):
+    (model_folder / "weights.hdf5").unlink()
+    with pytest.raises(ModelLoadError, match=r"model_9/weights.hdf5: missing"):
+        load_model(model_folder)
+
+
+def test_corrupt_initial_weights_warn_and_the_model_still_loads(model_folder):
+    (model_folder / "weights_init.hdf5").write_bytes(b"not hdf5")
+    with pytest.warns(UserWarning, match=r"weights_init.hdf5.*initial_weights is not set"):
+        model = load_model(model_folder)
+    assert not hasattr(model, "initial_weights")
+
+
+def test_keras2_only_batchnorm_argument_is_dropped_on_keras3(tmp_path):
+    import tensorflow as tf
+    if not tf.keras.__version__.startswith("3"):
+        pytest.skip("only Keras 3 rejects BatchNormalization(fused=...)")
+    folder = tmp_path / "model_bn"
+    folder.mkdir()
+    layers = [{"layer_name": "Dense", "units": 4.0}, {"layer_name": "BatchNormalization", "fused": False},
+              {"layer_name": "Dense", "units": 2}]
+    (folder / "config.json").write_text(json.dumps({"model_config": layers, "input_shape": [3]}))
+    # The file as a Keras 2 model of the organisers' era writes it.
+    tf_keras = pytest.importorskip("tf_keras")
+    model = tf_keras.Sequential([tf_keras.layers.Dense(4), tf_keras.layers.BatchNormalization(fused=False),
+                                 tf_keras.layers.Dense(2)])
+    model.build([0, 3])
+    model.layers[1].set_weights([np.full(4, 2.0), np.full(4, 0.5), np.full(4, 0.1), np.full(4, 3.0)])
+    model.save_weights(str(folder / "weights.hdf5"))
+    with pytest.warns(UserWarning, match="no argument 'fused'"):
+        loaded = load_model(folder)
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-6)
+    assert loaded.layers[0].units == 4  # the whole float 4.0 became the int the kit makes it
+
+
+# Task discovery
+
+
+def _toy_copy(root, name="toy_data"):
+    shutil.copytree(TOY_TASK, root / name)
+    return root / name
+
+
+def test_toy_layout(tmp_path):
+    _toy_copy(tmp_path, "b_task")
+    _toy_copy(tmp_path, "a_task")
+    (tmp_path / ".DS_Store").write_text("")
+    (tmp_path / "__MACOSX").mkdir()
+    tasks = find_tasks(tmp_path)
+    assert [t.name for t in tasks] == ["a_task", "b_task"]
+    assert tasks[0].model_configs_path == tmp_path / "a_task" / "model_configs.json"
+    assert tasks[0].model_ids[:3] == ["model_0", "model_1", "model_10"]  # the kit's string order
+    assert len(tasks[0].model_ids) == 18
+
+
+def test_released_layout(tmp_path):
+    task = _toy_copy(tmp_path / "input_data", "task1_v4")
+    (tmp_path / "reference_data" / "task1_v4").mkdir(parents=True)
+    (task / "model_configs.json").rename(tmp_path / "reference_data" / "task1_v4" / "model_configs.json")
+    (task / ".DS_Store").write_text("")
+    [found] = find_tasks(tmp_path)
+    assert found.name == "task1_v4" and found.folder == task
+    assert found.model_configs_path == tmp_path / "reference_data" / "task1_v4" / "model_configs.json"
+    assert len(found.model_ids) == 18 and len(found.model_specs()) == 18
+
+
+def test_a_task_folder_is_a_root_with_one_task():
+    [task] = find_tasks(TOY_TASK)
+    assert task.name == "toy_data" and len(task.model_ids) == 18
+
+
+def test_discovery_errors_name_what_is_wrong(tmp_path):
+    with pytest.raises(TaskFolderError, match="does not exist"):
+        find_tasks(tmp_path / "nowhere")
+    with pytest.raises(TaskFolderError, match="no PGDL task under"):
+        find_tasks(tmp_path)
+    _toy_copy(tmp_path)
+    with pytest.raises(TaskFolderError, match="no task named task9 .*found: toy_data"):
+        find_tasks(tmp_path, ["task9"])
+    (tmp_path / "toy_data" / "model_configs.json").write_text("[1, 2")
+    with pytest.raises(TaskFolderError, match="model_configs.json: not valid JSON"):
+        find_tasks(tmp_path)[0].model_specs()
+    for shard in (tmp_path / "toy_data" / "dataset_1" / "train").iterdir():
+        shard.unlink()
+    with pytest.raises(TaskFolderError, match=r"train: no shard_\*.tfrecord files"):
+        load_arrays(find_tasks(tmp_path)[0])
+
+
+def test_corrupt_shards_name_the_folder(tmp_path):
+    task_folder = _toy_copy(tmp_path)
+    shard = task_folder / "dataset_1" / "train" / "shard_1.tfrecord"
+    content = shard.read_bytes()
+    shard.write_bytes(content[:500])
+    with pytest.raises(TaskFolderError, match=r"train/shard_1.tfrecord: truncated"):
+        load_arrays(find_tasks(tmp_path)[0])
+    shard.write_bytes(content[:300] + b"0123456789" + content[310:])  # same length, bad checksum
+    with pytest.raises(TaskFolderError, match=r"dataset_1/train: the shards cannot be read"):
+        load_arrays(find_tasks(tmp_path)[0])
