@@ -115,7 +115,7 @@ def run_evaluate(args) -> int:
         path = args.predictions / f"{task.name}.predict"
         if not path.exists() and not args.task:
             continue  # scoring what was predicted: tasks without a .predict are not an error
-        reports.append(score_predictions(task, path.name, read_predictions(path)))
+        reports.append(score_predictions(task, args.predictions.resolve().name, read_predictions(path)))
     if not reports:
         raise HarnessError(f"no <task>.predict file in {args.predictions} for the tasks under {args.data} "
                            f"({', '.join(task.name for task in tasks)})")
