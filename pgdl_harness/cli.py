@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES  # noqa: E402
 from complexity_measure.registry import DEFAULT_MEASURE, MEASURES, get_measure  # noqa: E402
 
 from .errors import HarnessError  # noqa: E402
-from .report import TaskReport, format_table, score_predictions, write_report  # noqa: E402
+from .report import TaskReport, format_table, report_json, score_predictions, write_report  # noqa: E402
 from .runner import read_predictions, run_measure, write_predictions  # noqa: E402
 from .tasks import find_tasks  # noqa: E402
 
@@ -63,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="folder holding <task>.predict files")
     evaluate.set_defaults(run=run_evaluate)
 
+    compare = commands.add_parser("compare", help="run several measures on the tasks and compare their scores")
+    _add_data_arguments(compare)
+    compare.add_argument("--measures", nargs="+", choices=sorted(MEASURES), metavar="NAME",
+                         help="registered measures to compare (default: all of them)")
+    compare.add_argument("--out", type=Path, default=Path("results/compare"),
+                         help="where predictions, caches, comparison.{md,csv} and figures go "
+                              "(default: results/compare)")
+    compare.add_argument("--fresh", action="store_true", help="recompute instead of reusing cached values")
+    compare.add_argument("--no-figures", action="store_true", help="skip the per-task PNG figures")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    compare.set_defaults(run=run_compare)
+
     measures = commands.add_parser("measures", help="list the registered measures")
     measures.set_defaults(run=run_list_measures)
 
@@ -106,6 +119,23 @@ def run_score(args) -> int:
         write_predictions(task, values, args.out)
         reports.append(score_predictions(task, name, values, [r.seconds for r in results.values()]))
     return _finish(reports, args.out, args.report)
+
+
+def run_compare(args) -> int:
+    from .compare import comparison_markdown, write_comparison
+    from .runner import run_measures
+    tasks = find_tasks(args.data, args.task)
+    measures = {name: get_measure(name) for name in (args.measures or sorted(MEASURES))}
+    results = {task: run_measures(task, measures, args.out, fresh=args.fresh, progress=not args.no_progress)
+               for task in tasks}
+    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures)
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report_json(reports), indent=2, sort_keys=True) + "\n")
+    print(comparison_markdown(frame))
+    print("wrote: " + ", ".join(str(path) for path in written if path.suffix != ".predict")
+          + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")
+    return 0
 
 
 def run_evaluate(args) -> int:

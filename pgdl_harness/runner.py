@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import tensorflow as tf
 from tqdm.auto import tqdm
@@ -78,49 +78,79 @@ def run_measure(task: Task, measure: Callable, measure_name: str, out_dir: str |
 
     Returns results by model id, in the task's model order. ``fresh=True`` discards cached values.
     """
-    cache = ResultCache(cache_path(out_dir, task, measure_name))
+    return run_measures(task, {measure_name: measure}, out_dir, fresh=fresh, max_examples=max_examples,
+                        progress=progress)[measure_name]
+
+
+def run_measures(task: Task, measures: Mapping[str, Callable], out_dir: str | Path, *,
+                 fresh: bool = False, max_examples: int | None = DEFAULT_MAX_EXAMPLES,
+                 progress: bool = True) -> dict[str, dict[str, ModelResult]]:
+    """Several measures on every model of ``task``: the data is read once and each model loaded once.
+
+    Returns ``{measure name: {model id: result}}``. Each value is cached as soon as it is computed.
+    A result's ``seconds`` is loading the model plus computing that one measure.
+    """
+    caches = {name: ResultCache(cache_path(out_dir, task, name)) for name in measures}
     if fresh:
-        cache.clear()
-    results = cache.load()
+        for cache in caches.values():
+            cache.clear()
+    results = {name: cache.load() for name, cache in caches.items()}
     model_ids = task.model_ids
-    todo = [model_id for model_id in model_ids if model_id not in results]
+    todo = [model_id for model_id in model_ids if any(model_id not in done for done in results.values())]
     if todo:
         inputs, labels = load_arrays(task, "train", max_examples)
-        bar = tqdm(todo, desc=f"{task.name} · {measure_name}", unit="model", disable=not progress,
+        label = next(iter(measures)) if len(measures) == 1 else f"{len(measures)} measures"
+        bar = tqdm(todo, desc=f"{task.name} · {label}", unit="model", disable=not progress,
                    initial=len(model_ids) - len(todo), total=len(model_ids))
         for model_id in bar:
-            result = _measure_one(task, model_id, measure, measure_name, inputs, labels, len(results))
-            cache.append(result)
-            results[model_id] = result
-            bar.set_postfix(value=f"{result.value:.4g}", s=f"{result.seconds:.1f}")
-    return {model_id: results[model_id] for model_id in model_ids}
+            kept = sum(len(done) for done in results.values())
+            model, load_seconds = _load_one(task, model_id, kept)
+            for name, measure in measures.items():
+                if model_id in results[name]:
+                    continue
+                value, seconds = _measure_one(task, model_id, model, measure, name, inputs, labels, kept)
+                result = ModelResult(model_id, value, load_seconds + seconds)
+                caches[name].append(result)
+                results[name][model_id] = result
+                kept += 1
+                if len(measures) == 1:
+                    bar.set_postfix(value=f"{value:.4g}", s=f"{result.seconds:.1f}")
+    return {name: {model_id: done[model_id] for model_id in model_ids} for name, done in results.items()}
 
 
-def _measure_one(task, model_id, measure, measure_name, inputs, labels, n_saved) -> ModelResult:
-    folder = task.model_folder(model_id)
-    saved = f"{n_saved} model(s) of {task.name} already computed are kept; rerun to resume"
+def _kept_note(task: Task, kept: int) -> str:
+    return f"{kept} value(s) of {task.name} already computed are kept; rerun to resume"
+
+
+def _load_one(task: Task, model_id: str, kept: int):
     start = time.perf_counter()
     # As the kit does: a fresh Keras session per model keeps graphs from piling up.
     tf.keras.backend.clear_session()
     try:
-        model = load_model(folder)
+        model = load_model(task.model_folder(model_id))
     except HarnessError as error:
-        raise type(error)(f"{error} ({saved})") from None
+        raise type(error)(f"{error} ({_kept_note(task, kept)})") from None
+    return model, time.perf_counter() - start
+
+
+def _measure_one(task, model_id, model, measure, measure_name, inputs, labels, kept) -> tuple[float, float]:
+    folder = task.model_folder(model_id)
+    start = time.perf_counter()
     try:
         value = measure(model, inputs, labels)
     except Exception as error:
         raise MeasureError(f"measure {measure_name} failed on {folder}: {type(error).__name__}: "
-                           f"{error} ({saved})") from error
+                           f"{error} ({_kept_note(task, kept)})") from error
     seconds = time.perf_counter() - start
     try:
         value = float(value)
     except (TypeError, ValueError):
         raise MeasureError(f"measure {measure_name} returned {type(value).__name__} on {folder}, "
-                           f"not a scalar ({saved})") from None
+                           f"not a scalar ({_kept_note(task, kept)})") from None
     if not math.isfinite(value):
         raise MeasureError(f"measure {measure_name} returned {value} on {folder}; CMI cannot rank "
-                           f"it ({saved})")
-    return ModelResult(model_id, value, seconds)
+                           f"it ({_kept_note(task, kept)})")
+    return value, seconds
 
 
 def write_predictions(task: Task, values: dict[str, float], out_dir: str | Path) -> Path:

@@ -34,7 +34,7 @@ def test_an_interrupted_run_resumes_without_recomputing(toy_task, tmp_path):
         return float(len(seen))
 
     with pytest.raises(MeasureError, match=r"failed on .*toy_data/model_11: RuntimeError: out of memory "
-                                           r"\(3 model\(s\) of toy_data already computed are kept"):
+                                           r"\(3 value\(s\) of toy_data already computed are kept"):
         run_measure(toy_task, failing_on_model_2, "flaky", tmp_path, progress=False)
     assert list(ResultCache(cache_path(tmp_path, toy_task, "flaky")).load()) == ["model_0", "model_1", "model_10"]
 
@@ -61,7 +61,7 @@ def test_a_broken_model_folder_stops_the_run_and_names_the_file(tmp_path):
     shutil.copytree(TOY_TASK, tmp_path / "toy_data")
     (tmp_path / "toy_data" / "model_12" / "weights.hdf5").write_bytes(b"garbage")
     task = find_tasks(tmp_path)[0]
-    with pytest.raises(ModelLoadError, match=r"model_12/weights.hdf5: cannot be loaded .*4 model\(s\)"):
+    with pytest.raises(ModelLoadError, match=r"model_12/weights.hdf5: cannot be loaded .*\(4 value\(s\) of toy_data"):
         run_measure(task, parameter_count, "params", tmp_path / "out", progress=False)
     assert len(ResultCache(cache_path(tmp_path / "out", task, "params")).load()) == 4
 
@@ -91,3 +91,21 @@ def test_reading_bad_predictions(tmp_path):
         read_predictions(tmp_path / "b.predict")
     (tmp_path / "c.predict").write_text('{"model_0": "EXCEEDED"}')
     assert read_predictions(tmp_path / "c.predict") == {"model_0": "EXCEEDED"}
+
+
+def test_several_measures_share_each_model_load_and_resume_separately(toy_task, tmp_path, monkeypatch):
+    import pgdl_harness.runner as runner
+    loads = []
+    real_load = runner.load_model
+    monkeypatch.setattr(runner, "load_model", lambda folder: loads.append(folder.name) or real_load(folder))
+    run_measure(toy_task, parameter_count, "params", tmp_path, progress=False)
+    assert len(loads) == 18
+    loads.clear()
+    both = runner.run_measures(toy_task, {"params": parameter_count, "layers": lambda m, x, y: len(m.layers)},
+                               tmp_path, progress=False)
+    assert len(loads) == 18  # once per model for the new measure; params came from its cache
+    assert both["params"]["model_0"].value == 386 and both["layers"]["model_0"].value == 2
+    assert both["layers"]["model_17"].value == 4
+    loads.clear()
+    runner.run_measures(toy_task, {"params": parameter_count, "layers": len}, tmp_path, progress=False)
+    assert loads == []
