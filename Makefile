@@ -33,3 +33,7 @@ test-fast: setup
 
 clean:
 	rm -rf $(VENV) results .pytest_cache *.egg-info
+
+.PHONY: bench
+bench: setup
+	$(PY) tests/benchmarks/bench_fragmentation.py
