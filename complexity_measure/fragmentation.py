@@ -15,7 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from .dataset import class_indices
-from .forward import DEFAULT_BATCH_SIZE, check_inputs_fit_model, representations, run_layers, split_model
+from .sampling import canonical_order
+from .forward import (DEFAULT_BATCH_SIZE, check_inputs_fit_model, middle_activation_layer, representations,
+                      run_layers, split_model)
 
 PAIR_MODES = ("same_class", "different_class", "any")
 AGGREGATIONS = ("mean", "fraction", "median", "max")
@@ -39,7 +41,7 @@ DEFAULT_SEED = 0
 def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
                         n_pairs: int = DEFAULT_N_PAIRS, n_points: int = DEFAULT_N_POINTS,
                         extend: float = DEFAULT_EXTEND, aggregate: str = DEFAULT_AGGREGATE,
-                        layer: int | None = None, seed: int = DEFAULT_SEED,
+                        layer: int | str | None = None, seed: int = DEFAULT_SEED,
                         batch_size: int = DEFAULT_BATCH_SIZE) -> float:
     """Predicted-class changes along straight paths between pairs of training examples.
 
@@ -60,7 +62,8 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         ``"fraction"`` of paths with at least one change, ``"median"`` or ``"max"``.
     layer : None interpolates in the input space; an integer index (negative counts from the end)
         interpolates between the two examples' representations at that layer's output and runs
-        the rest of the network on the interpolated points.
+        the rest of the network on the interpolated points. ``"middle"`` is the middle hidden
+        layer with a nonlinearity (``forward.middle_activation_layer``), found per model.
     seed : the pairs drawn depend only on the seed and the data (not on its order, see
         ``draw_pairs``), so every model of a task is measured on the same paths.
     batch_size : points per forward pass.
@@ -77,6 +80,8 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     if aggregate not in AGGREGATIONS:
         raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
     check_inputs_fit_model(model, inputs)
+    if layer == "middle":
+        layer = middle_activation_layer(model)
     first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=n_pairs, seed=seed)
     changes = path_class_changes(model, inputs[first], inputs[second], path_positions(n_points, extend),
                                  layer=layer, batch_size=batch_size)
@@ -117,7 +122,7 @@ def draw_pairs(inputs: np.ndarray, labels: np.ndarray, *, pairs: str = DEFAULT_P
         raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}")
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be at least 1, got {n_pairs}")
-    order = _canonical_order(inputs, labels)
+    order = canonical_order(inputs, labels)
     sorted_labels = labels[order]
     classes, starts, counts = np.unique(sorted_labels, return_index=True, return_counts=True)
     rng = np.random.default_rng(seed)
@@ -148,11 +153,6 @@ def draw_pairs(inputs: np.ndarray, labels: np.ndarray, *, pairs: str = DEFAULT_P
         second = second + (second >= first)
     return order[first], order[second]
 
-
-def _canonical_order(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    flat = inputs.reshape(len(inputs), -1).astype(np.float64)
-    direction = np.random.default_rng(12345).standard_normal(flat.shape[1])
-    return np.lexsort((flat @ direction, labels))
 
 
 def path_class_changes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray, *,
