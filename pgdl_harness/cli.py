@@ -126,7 +126,8 @@ def run_compare(args) -> int:
     from .runner import run_measures
     tasks = find_tasks(args.data, args.task)
     measures = {name: get_measure(name) for name in (args.measures or sorted(MEASURES))}
-    results = {task: run_measures(task, measures, args.out, fresh=args.fresh, progress=not args.no_progress)
+    results = {task: run_measures(task, measures, args.out, fresh=args.fresh, progress=not args.no_progress,
+                                  skip_failing=True)
                for task in tasks}
     reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures)
     if args.report is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -79,22 +79,34 @@ def run_measure(task: Task, measure: Callable, measure_name: str, out_dir: str |
     Returns results by model id, in the task's model order. ``fresh=True`` discards cached values.
     """
     return run_measures(task, {measure_name: measure}, out_dir, fresh=fresh, max_examples=max_examples,
-                        progress=progress)[measure_name]
+                        progress=progress).results[measure_name]
+
+
+@dataclass
+class TaskRun:
+    """What ``run_measures`` computed on one task: results by measure and model, and failed measures."""
+
+    results: dict[str, dict[str, ModelResult]]
+    failures: dict[str, str] = field(default_factory=dict)  # measure name -> error message
 
 
 def run_measures(task: Task, measures: Mapping[str, Callable], out_dir: str | Path, *,
                  fresh: bool = False, max_examples: int | None = DEFAULT_MAX_EXAMPLES,
-                 progress: bool = True) -> dict[str, dict[str, ModelResult]]:
+                 progress: bool = True, skip_failing: bool = False) -> TaskRun:
     """Several measures on every model of ``task``: the data is read once and each model loaded once.
 
-    Returns ``{measure name: {model id: result}}``. Each value is cached as soon as it is computed.
-    A result's ``seconds`` is loading the model plus computing that one measure.
+    Each value is cached as soon as it is computed. A result's ``seconds`` is loading the model
+    plus computing that one measure. A measure that fails raises MeasureError, or with
+    ``skip_failing`` is dropped for the rest of the task and its error kept in ``failures`` (for a
+    comparison, where one measure that does not apply, such as distance from initialisation on a
+    task without initial weights, should not stop the others).
     """
     caches = {name: ResultCache(cache_path(out_dir, task, name)) for name in measures}
     if fresh:
         for cache in caches.values():
             cache.clear()
     results = {name: cache.load() for name, cache in caches.items()}
+    failures: dict[str, str] = {}
     model_ids = task.model_ids
     todo = [model_id for model_id in model_ids if any(model_id not in done for done in results.values())]
     if todo:
@@ -106,16 +118,24 @@ def run_measures(task: Task, measures: Mapping[str, Callable], out_dir: str | Pa
             kept = sum(len(done) for done in results.values())
             model, load_seconds = _load_one(task, model_id, kept)
             for name, measure in measures.items():
-                if model_id in results[name]:
+                if model_id in results[name] or name in failures:
                     continue
-                value, seconds = _measure_one(task, model_id, model, measure, name, inputs, labels, kept)
+                try:
+                    value, seconds = _measure_one(task, model_id, model, measure, name, inputs, labels, kept)
+                except MeasureError as error:
+                    if not skip_failing:
+                        raise
+                    failures[name] = str(error)
+                    continue
                 result = ModelResult(model_id, value, load_seconds + seconds)
                 caches[name].append(result)
                 results[name][model_id] = result
                 kept += 1
                 if len(measures) == 1:
                     bar.set_postfix(value=f"{value:.4g}", s=f"{result.seconds:.1f}")
-    return {name: {model_id: done[model_id] for model_id in model_ids} for name, done in results.items()}
+    ordered = {name: {model_id: done[model_id] for model_id in model_ids}
+               for name, done in results.items() if name not in failures}
+    return TaskRun(ordered, failures)
 
 
 def _kept_note(task: Task, kept: int) -> str:

@@ -102,10 +102,26 @@ def test_several_measures_share_each_model_load_and_resume_separately(toy_task, 
     assert len(loads) == 18
     loads.clear()
     both = runner.run_measures(toy_task, {"params": parameter_count, "layers": lambda m, x, y: len(m.layers)},
-                               tmp_path, progress=False)
+                               tmp_path, progress=False).results
     assert len(loads) == 18  # once per model for the new measure; params came from its cache
     assert both["params"]["model_0"].value == 386 and both["layers"]["model_0"].value == 2
     assert both["layers"]["model_17"].value == 4
     loads.clear()
     runner.run_measures(toy_task, {"params": parameter_count, "layers": len}, tmp_path, progress=False)
     assert loads == []
+
+
+def test_a_failing_measure_can_be_skipped_without_stopping_the_others(toy_task, tmp_path):
+    import pgdl_harness.runner as runner
+
+    def fails_on_deep_models(model, inputs, labels):
+        if len(model.layers) > 3:
+            raise ValueError("too deep")
+        return 1.0
+
+    run = runner.run_measures(toy_task, {"params": parameter_count, "shallow": fails_on_deep_models},
+                              tmp_path, progress=False, skip_failing=True)
+    assert list(run.results) == ["params"] and len(run.results["params"]) == 18
+    assert "measure shallow failed on" in run.failures["shallow"] and "too deep" in run.failures["shallow"]
+    with pytest.raises(MeasureError, match="too deep"):
+        runner.run_measures(toy_task, {"shallow": fails_on_deep_models}, tmp_path, progress=False)
