@@ -37,3 +37,7 @@ clean:
 .PHONY: bench
 bench: setup
 	$(PY) tests/benchmarks/bench_fragmentation.py
+
+.PHONY: regression-update
+regression-update: setup
+	$(PY) tests/regression/update_expected.py
