@@ -41,3 +41,11 @@ bench: setup
 .PHONY: regression-update
 regression-update: setup
 	$(PY) tests/regression/update_expected.py
+
+# A new PGDL-format image task: make task NAME=my_task FAMILY=nin ARGS="--grid width=8,16 ..."
+NAME ?= new_task
+FAMILY ?= vgg
+ARGS ?=
+.PHONY: task
+task: setup
+	$(PY) -m pgdl_harness make-task $(NAME) --out $(DATA) --family $(FAMILY) $(ARGS)
