@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TF_EXTRA ?= cpu
 
 DATA ?= data
-TASK ?= toy_data
+TASK ?= mnist_vgg
 MEASURE ?= fragmentation
 OUT ?= results/$(MEASURE)
 
