@@ -112,14 +112,27 @@ def _keras_version() -> str:
 
 
 def shard_paths(task: Task, split: str = "train") -> list[Path]:
-    """The task's ``shard_*.tfrecord`` files of ``split`` ("train" or "test"), sorted by name."""
-    folder = task.dataset_folder / split
-    shards = sorted(folder.glob("shard_*.tfrecord"))
+    """The task's ``shard_*.tfrecord`` files of ``split`` ("train" or "test"), in shard-number order."""
+    return split_shards(task.dataset_folder / split)
+
+
+def split_shards(folder: Path) -> list[Path]:
+    """The ``shard_*.tfrecord`` files of one split folder, checked whole, in shard-number order.
+
+    The kit takes them in ``glob`` order, which is not fixed; numbers, not names, order them here
+    (``shard_2`` before ``shard_10``), so a split reads back in the order it was written.
+    """
+    shards = sorted(Path(folder).glob("shard_*.tfrecord"), key=_shard_number)
     if not shards:
-        raise TaskFolderError(f"{folder}: no shard_*.tfrecord files (task {task.name}, {split} split)")
+        raise TaskFolderError(f"{folder}: no shard_*.tfrecord files")
     for shard in shards:
         _check_whole_records(shard)
     return shards
+
+
+def _shard_number(path: Path) -> tuple:
+    number = path.name[len("shard_"):-len(".tfrecord")]
+    return (0, int(number), "") if number.isdigit() else (1, 0, path.name)
 
 
 def _check_whole_records(path: Path) -> None:
@@ -144,6 +157,11 @@ def _check_whole_records(path: Path) -> None:
 
 def load_dataset(task: Task, split: str = "train") -> tf.data.Dataset:
     """The split as the kit hands it to a submission: unbatched ``(inputs, label)`` pairs."""
+    return split_dataset(task.dataset_folder / split)
+
+
+def split_dataset(folder: Path) -> tf.data.Dataset:
+    """One split folder's shards as unbatched ``(inputs, label)`` pairs (float32, scalar int32)."""
     features = {"inputs": tf.io.FixedLenFeature([], tf.string),
                 "output": tf.io.FixedLenFeature([], tf.string)}
 
@@ -152,15 +170,20 @@ def load_dataset(task: Task, split: str = "train") -> tf.data.Dataset:
         return (tf.io.parse_tensor(example["inputs"], out_type=tf.float32),
                 tf.io.parse_tensor(example["output"], out_type=tf.int32))
 
-    return tf.data.TFRecordDataset([str(path) for path in shard_paths(task, split)]).map(decode)
+    return tf.data.TFRecordDataset([str(path) for path in split_shards(folder)]).map(decode)
 
 
 def load_arrays(task: Task, split: str = "train", max_examples: int | None = DEFAULT_MAX_EXAMPLES
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs, labels)`` of the split as numpy: the first ``max_examples`` in sorted shard order."""
+    """``(inputs, labels)`` of the split as numpy: the first ``max_examples`` in shard order."""
+    return read_split(task.dataset_folder / split, max_examples)
+
+
+def read_split(folder: Path, max_examples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One split folder as numpy ``(inputs, labels)``: the first ``max_examples`` (None: all)."""
     try:
-        return dataset_to_arrays(load_dataset(task, split), max_examples)
+        return dataset_to_arrays(split_dataset(folder), max_examples)
     except (tf.errors.OpError, ValueError) as error:
         message = getattr(error, "message", None) or str(error)
-        raise TaskFolderError(f"{task.dataset_folder / split}: the shards cannot be read as PGDL "
-                              f"records of (inputs, output): {message.splitlines()[0]}") from None
+        raise TaskFolderError(f"{folder}: the shards cannot be read as PGDL records of "
+                              f"(inputs, output): {message.splitlines()[0]}") from None

@@ -56,6 +56,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .scoring import generalization_gaps
+
 GENERATOR_FORMAT = 1
 LOG_NAME = "generation_log.json"
 CONFIGS_NAME = "model_configs.json"
@@ -549,31 +551,6 @@ def _write_split(tf: Any, split_dir: Path, images: np.ndarray, labels: np.ndarra
                 writer.write(_example_bytes(tf, images[i], labels[i]))
 
 
-def _shard_index(path: Path) -> int:
-    try:
-        return int(path.stem.split("_", 1)[1])
-    except (IndexError, ValueError) as error:
-        raise TaskGenerationError(f"{path}: shard files must be named shard_<number>.tfrecord") from error
-
-
-def _read_split(split_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """All records of one split, shards in numeric order, as (float32 images, int32 labels)."""
-    import tensorflow as tf
-
-    shards = sorted(split_dir.glob("shard_*.tfrecord"), key=_shard_index)
-    if not shards:
-        raise TaskGenerationError(f"{split_dir} has no shard_*.tfrecord files")
-    images, labels = [], []
-    for shard in shards:
-        for raw in tf.data.TFRecordDataset(str(shard)):
-            feature = tf.train.Example.FromString(raw.numpy()).features.feature
-            if "inputs" not in feature or "output" not in feature:
-                raise TaskGenerationError(f"{shard}: a record lacks the 'inputs' or 'output' feature")
-            images.append(tf.io.parse_tensor(feature["inputs"].bytes_list.value[0], tf.float32).numpy())
-            labels.append(tf.io.parse_tensor(feature["output"].bytes_list.value[0], tf.int32).numpy())
-    return np.stack(images), np.asarray(labels, dtype=np.int32)
-
-
 @dataclasses.dataclass(frozen=True)
 class Splits:
     train_x: np.ndarray
@@ -598,7 +575,10 @@ def _ensure_dataset(task_dir: Path, spec: dict) -> tuple[Splits, float]:
         for split, idx in (("train", train_idx), ("test", test_idx)):
             _write_split(tf, partial / split, images[idx], labels[idx], spec["num_shards"])
         os.replace(partial, data_dir)
-    splits = Splits(*_read_split(data_dir / "train"), *_read_split(data_dir / "test"))
+    # Read back through the harness's reader: what is checked is what measures will see.
+    from .loading import read_split
+    (train_x, train_y), (test_x, test_y) = read_split(data_dir / "train"), read_split(data_dir / "test")
+    splits = Splits(train_x, train_y.astype(np.int32), test_x, test_y.astype(np.int32))
     for split, idx, x, y in (("train", train_idx, splits.train_x, splits.train_y),
                              ("test", test_idx, splits.test_x, splits.test_y)):
         if not (np.array_equal(x, images[idx]) and np.array_equal(y, labels[idx])):
@@ -681,19 +661,12 @@ def _fit_until_target(tf: Any, tf_keras: Any, model: Any, splits: Splits, settin
     return TrainingOutcome(spec["max_epochs"], "max_epochs")
 
 
-def _load_like_the_kit(keras: Any, model_dir: Path) -> Any:
-    """Rebuild a saved model from its folder as the organisers' loader does (init weights first)."""
-    config = _read_json(model_dir / "config.json")
-    model = build_sequential(keras, config["model_config"], config["input_shape"])
-    model.load_weights(str(model_dir / "weights_init.hdf5"))
-    model.load_weights(str(model_dir / "weights.hdf5"))
-    return model
-
-
 def _measure_saved_model(tf: Any, model_dir: Path, trained: Any, splits: Splits) -> dict:
     """Accuracies of the files in ``model_dir`` reloaded with tf.keras, checked against ``trained``."""
     tf.keras.backend.clear_session()
-    reloaded = _load_like_the_kit(tf.keras, model_dir)
+    # The harness's loader rebuilds the folder as the organisers' kit does (init weights first).
+    from .loading import load_model
+    reloaded = load_model(model_dir)
     train_logits = _batched_logits(lambda x: reloaded(x, training=False), splits.train_x)
     trained_logits = _batched_logits(lambda x: trained(x, training=False), splits.train_x)
     difference = float(np.max(np.abs(train_logits - trained_logits)))
@@ -770,13 +743,8 @@ def _model_configs(points: Sequence[ModelPoint], grid: Mapping[str, list], log: 
     return configs
 
 
-def generalization_gaps(configs: Mapping[str, Mapping]) -> list[float]:
-    """train_acc - test_acc of every model of a model_configs.json mapping, in key order."""
-    return [c["metrics"]["train_acc"] - c["metrics"]["test_acc"] for c in configs.values()]
-
-
 def _gap_summary(configs: Mapping[str, Mapping]) -> dict[str, float]:
-    gaps = generalization_gaps(configs)
+    gaps = list(generalization_gaps(configs).values())
     return {"min": min(gaps), "median": statistics.median(gaps), "max": max(gaps)}
 
 
