@@ -27,7 +27,8 @@ AGGREGATIONS = ("mean", "fraction", "median", "max")
 #   path, so every change counted is fragmentation rather than a change the labels force.
 # - paths extended by half their length beyond both ends (t in [-0.5, 1.5]): same-class paths
 #   inside [0, 1] rarely cross a boundary (0-14% of paths on a small MNIST task), so many models
-#   tie; the extension finds ~3x more events at the same cost per point, resolving the ranking.
+#   tie; on that task the extension roughly tripled Kendall's tau (0.11 to 0.36) at the same cost
+#   per point.
 # - 33 points: a step of 1/16 of the pair distance; 512 pairs: counts resolve to 1/512 and the
 #   whole measure costs ~17k forward passes, seconds per model on a CPU for small convnets.
 DEFAULT_PAIRS = "same_class"
