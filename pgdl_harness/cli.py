@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES  # noqa: E402
 from complexity_measure.registry import DEFAULT_MEASURE, MEASURES, get_measure  # noqa: E402
 
 from .errors import HarnessError  # noqa: E402
-from .report import TaskReport, format_table, report_json, score_predictions, write_report  # noqa: E402
+from .report import TaskReport, format_table, score_predictions, write_report, write_report_json  # noqa: E402
 from .runner import read_predictions, run_measure, write_predictions  # noqa: E402
 from .tasks import find_tasks  # noqa: E402
 
@@ -131,8 +130,7 @@ def run_compare(args) -> int:
                for task in tasks}
     reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures)
     if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report_json(reports), indent=2, sort_keys=True) + "\n")
+        write_report_json(reports, args.report)
     print(comparison_markdown(frame))
     print("wrote: " + ", ".join(str(path) for path in written if path.suffix != ".predict")
           + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")

@@ -11,18 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report import TaskReport, score_predictions
+from .report import TaskReport, reports_table, score_predictions
 from .runner import TaskRun, write_predictions
 from .tasks import Task
 
 SCORES = (("cmi", "CMI x100"), ("kendall_tau", "Kendall's tau"), ("granulated_kendall_tau", "granulated tau (psi)"))
-
-
-def comparison_frame(reports: list[TaskReport]) -> pd.DataFrame:
-    """Long table: one row per (task, measure) with CMI x100, tau, psi and seconds per model."""
-    return pd.DataFrame([{"task": r.task, "measure": r.measure, "models": r.n_models, "cmi": r.cmi,
-                          "kendall_tau": r.kendall_tau, "granulated_kendall_tau": r.granulated_kendall_tau,
-                          "seconds_per_model": r.seconds_per_model, "note": r.note} for r in reports])
 
 
 def score_table(frame: pd.DataFrame, score: str) -> pd.DataFrame:
@@ -62,7 +55,7 @@ def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *,
             reports.append(score_predictions(task, measure, values, [r.seconds for r in results.values()]))
         for measure, error in run.failures.items():
             reports.append(TaskReport(task.name, measure, len(task.model_ids), note=f"failed: {error}"))
-    frame = comparison_frame(reports)
+    frame = reports_table(reports)
     frame.to_csv(out_dir / "comparison.csv", index=False)
     (out_dir / "comparison.md").write_text(comparison_markdown(frame))
     written += [out_dir / "comparison.csv", out_dir / "comparison.md"]

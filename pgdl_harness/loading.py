@@ -34,15 +34,7 @@ def load_model(model_folder: str | Path):
     """Build and load the model in ``model_folder`` as the kit does; raises ModelLoadError."""
     folder = Path(model_folder)
     config_path = folder / "config.json"
-    config = _read_config(config_path)
-    layers = [_make_layer(config_path, index, definition)
-              for index, definition in enumerate(config["model_config"])]
-    model = tf.keras.Sequential(layers)
-    try:
-        model.build([0] + list(config["input_shape"]))
-    except Exception as error:  # Keras raises many types here; all mean "this stack does not fit"
-        raise ModelLoadError(f"{config_path}: the layers cannot be built for input shape "
-                             f"{config['input_shape']}: {error}") from None
+    model = build_model(_read_config(config_path), config_path)
     initial_path = folder / "weights_init.hdf5"
     if initial_path.exists():
         # The kit prints and carries on when initial weights do not load; so do we, but loudly:
@@ -53,6 +45,24 @@ def load_model(model_folder: str | Path):
         except ModelLoadError as error:
             warnings.warn(f"{error}; model.initial_weights is not set", stacklevel=2)
     _load_weights(model, folder / "weights.hdf5")
+    return model
+
+
+def build_model(config: dict, source: str | Path, keras=None):
+    """The untrained Sequential of a ``config.json`` object, built as the kit builds it.
+
+    ``keras`` is the Keras to build with (default ``tf.keras``; the task generator trains with
+    ``tf_keras``); ``source`` names the config in errors.
+    """
+    keras = keras or tf.keras
+    layers = [_make_layer(keras, source, index, definition)
+              for index, definition in enumerate(config["model_config"])]
+    model = keras.Sequential(layers)
+    try:
+        model.build([0] + list(config["input_shape"]))
+    except Exception as error:  # Keras raises many types here; all mean "this stack does not fit"
+        raise ModelLoadError(f"{source}: the layers cannot be built for input shape "
+                             f"{config['input_shape']}: {error}") from None
     return model
 
 
@@ -73,17 +83,17 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _make_layer(config_path: Path, index: int, definition: dict):
+def _make_layer(keras, config_path, index: int, definition: dict):
     if not isinstance(definition, dict) or "layer_name" not in definition:
         raise ModelLoadError(f"{config_path}: layer {index} has no 'layer_name'")
     name = definition["layer_name"]
-    layer_class = getattr(tf.keras.layers, str(name), None)
+    layer_class = getattr(keras.layers, str(name), None)
     if not isinstance(layer_class, type):
         raise ModelLoadError(f"{config_path}: layer {index} is {name!r}, which tf.keras.layers "
-                             f"(Keras {_keras_version()}) does not have")
+                             f"(Keras {_keras_version(keras)}) does not have")
     arguments = {key: _whole_float_to_int(value) for key, value in definition.items() if key != "layer_name"}
     for dropped in _KERAS2_ONLY_ARGUMENTS.get(name, ()):
-        if dropped in arguments and _keras_version().startswith("3"):
+        if dropped in arguments and _keras_version(keras).startswith("3"):
             warnings.warn(f"{config_path}: layer {index} ({name}): Keras 3 has no argument "
                           f"{dropped!r}; dropped (it does not change inference)", stacklevel=3)
             del arguments[dropped]
@@ -107,8 +117,8 @@ def _load_weights(model, path: Path) -> None:
         raise ModelLoadError(f"{path}: cannot be loaded into the model of config.json: {error}") from None
 
 
-def _keras_version() -> str:
-    return getattr(tf.keras, "__version__", None) or getattr(tf.keras, "version", lambda: "?")()
+def _keras_version(keras) -> str:
+    return getattr(keras, "__version__", None) or getattr(keras, "version", lambda: "?")()
 
 
 def shard_paths(task: Task, split: str = "train") -> list[Path]:

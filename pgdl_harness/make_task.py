@@ -592,22 +592,6 @@ def _ensure_dataset(task_dir: Path, spec: dict) -> tuple[Splits, float]:
 # --------------------------------------------------------------------------- models
 
 
-def _whole_floats_as_ints(kwargs: Mapping[str, Any]) -> dict:
-    # The organisers' loader does this before calling each layer class; do the same.
-    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in kwargs.items()}
-
-
-def build_sequential(keras: Any, model_config: Sequence[Mapping], input_shape: Sequence[int]) -> Any:
-    """Build a model from a config.json ``model_config`` list with ``keras`` (tf_keras or tf.keras)."""
-    layers = []
-    for entry in model_config:
-        kwargs = {k: v for k, v in entry.items() if k != "layer_name"}
-        layers.append(getattr(keras.layers, entry["layer_name"])(**_whole_floats_as_ints(kwargs)))
-    model = keras.Sequential(layers)
-    model.build([0, *input_shape])
-    return model
-
-
 def _model_seed(task_seed: int, model_id: int) -> int:
     return int(np.random.SeedSequence([task_seed, 1, model_id]).generate_state(1)[0] % 2**31)
 
@@ -695,12 +679,15 @@ def _make_model(task_dir: Path, point: ModelPoint, splits: Splits, spec: Mapping
     # A model depends only on its own seed, never on the models trained before it in this process.
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(seed)
-    model = build_sequential(tf_keras, model_config, source.input_shape)
+    config = {"model_config": model_config, "input_shape": list(source.input_shape)}
+    # Built by the harness's own builder (the kit's rules), in Keras 2 so that save_weights writes
+    # the legacy HDF5 format.
+    from .loading import build_model
+    model = build_model(config, f"{spec['family']} family config", keras=tf_keras)
 
     building = task_dir / f".building_{point.model_id}"  # no "model" in the name: loaders skip it
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir()
-    config = {"model_config": model_config, "input_shape": list(source.input_shape)}
     _write_json_atomic(building / "config.json", config)
     model.save_weights(str(building / "weights_init.hdf5"))
     outcome = _fit_until_target(tf, tf_keras, model, splits, point.settings, spec, seed)

@@ -66,13 +66,17 @@ def score_predictions(task: Task, measure: str, predictions: dict, seconds: list
     return report
 
 
-def report_frame(reports: list[TaskReport]) -> pd.DataFrame:
-    """One row per (task, measure), and per measure a ``mean`` row over its scored tasks."""
+def reports_table(reports: list[TaskReport]) -> pd.DataFrame:
+    """One row per (task, measure): models, CMI x100, tau, psi, seconds per model, note."""
     rows = [{"task": r.task, "measure": r.measure, "models": r.n_models, "cmi": r.cmi,
              "kendall_tau": r.kendall_tau, "granulated_kendall_tau": r.granulated_kendall_tau,
              "seconds_per_model": r.seconds_per_model, "note": r.note} for r in reports]
-    frame = pd.DataFrame(rows, columns=["task", "measure", "models", *SCORE_COLUMNS,
-                                        "seconds_per_model", "note"])
+    return pd.DataFrame(rows, columns=["task", "measure", "models", *SCORE_COLUMNS, "seconds_per_model", "note"])
+
+
+def report_frame(reports: list[TaskReport]) -> pd.DataFrame:
+    """``reports_table``, plus per measure a ``mean`` row over its scored tasks."""
+    frame = reports_table(reports)
     means = []
     for measure, group in frame.groupby("measure", sort=False):
         if len(group) < 2:
@@ -127,9 +131,14 @@ def write_report(reports: list[TaskReport], out_dir: str | Path, report_path: st
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = report_frame(reports)
     frame.to_csv(out_dir / "report.csv", index=False)
-    content = json.dumps(report_json(reports), indent=2, sort_keys=True)
-    (out_dir / "report.json").write_text(content + "\n")
+    write_report_json(reports, out_dir / "report.json")
     if report_path is not None:
-        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(report_path).write_text(content + "\n")
+        write_report_json(reports, report_path)
     return frame
+
+
+def write_report_json(reports: list[TaskReport], path: str | Path) -> None:
+    """``report_json`` of ``reports`` into ``path`` (its folder made if needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report_json(reports), indent=2, sort_keys=True) + "\n")
