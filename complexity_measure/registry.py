@@ -4,27 +4,146 @@ A registered measure is called as ``measure(model, inputs, labels) -> float`` on
 classifier and (a sample of) its training data, and returns a value that is larger where the
 generalization gap is expected to be larger. The measures themselves are plain functions in
 their own modules; this module only names configurations of them.
+
+A ``Measure`` knows all of its parameters, defaults included (``Measure.parameters``), so a value
+can be keyed by everything that made it; ``Measure.with_params`` sets some of them, checked
+against the function's signature, and ``parse_parameter`` reads ``name=value`` from a command line.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from typing import Callable
+import ast
+import hashlib
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from . import baselines, fragmentation, natekar_sharma, representation
 
 DEFAULT_MEASURE = "fragmentation"
 
+# The first three arguments of every measure function; the rest are its parameters.
+_DATA_ARGUMENTS = ("model", "inputs", "labels")
+
 
 @dataclass(frozen=True)
 class Measure:
+    """A measure function with some of its keyword parameters fixed, under a name."""
+
     name: str
     function: Callable[..., float]
     description: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __call__(self, model, inputs, labels) -> float:
-        return float(self.function(model, inputs, labels))
+        return float(self.function(model, inputs, labels, **self.fixed))
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Every parameter the function is called with, defaults included, by name (sorted)."""
+        values = {name: parameter.default for name, parameter in _parameters(self.function).items()}
+        values.update(self.fixed)
+        return dict(sorted(values.items()))
+
+    @property
+    def samples(self) -> bool:
+        """Whether the value depends on a random draw (the measure has a ``seed`` parameter)."""
+        return "seed" in _parameters(self.function)
+
+    def with_params(self, **overrides) -> "Measure":
+        """The same measure with ``overrides`` set; a ValueError names an unknown or ill-typed one."""
+        known = _parameters(self.function)
+        hints = _type_hints(self.function)
+        for name, value in overrides.items():
+            if name not in known:
+                raise ValueError(f"measure {self.name} has no parameter {name!r}; its parameters: "
+                                 f"{', '.join(sorted(known)) or 'none'}")
+            _check_type(self.name, name, value, hints.get(name), known[name].default)
+        return Measure(self.name, self.function, self.description, {**self.fixed, **overrides})
+
+
+def _parameters(function: Callable) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of a measure function after (model, inputs, labels)."""
+    signature = inspect.signature(function)
+    return {name: parameter for name, parameter in signature.parameters.items()
+            if name not in _DATA_ARGUMENTS
+            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)}
+
+
+def _type_hints(function: Callable) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # a hint that cannot be evaluated: fall back to the defaults' types
+        return {}
+
+
+def _allowed_types(hint, default) -> tuple[type, ...] | None:
+    """The plain types a parameter accepts (None when it cannot be told: then anything goes)."""
+    if hint is None:
+        return None if default is None or default is inspect.Parameter.empty else (type(default),)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        allowed = []
+        for argument in typing.get_args(hint):
+            more = _allowed_types(argument, inspect.Parameter.empty)
+            if more is None:
+                return None
+            allowed.extend(more)
+        return tuple(allowed)
+    if hint is type(None):
+        return (type(None),)
+    if origin is not None:  # list[int], Sequence[int], ...: check the container only
+        return (list, tuple) if origin in (list, tuple) or getattr(origin, "__name__", "") == "Sequence" else None
+    if hint is typing.Any:
+        return None
+    return (hint,) if isinstance(hint, type) else None
+
+
+def _check_type(measure: str, name: str, value, hint, default) -> None:
+    allowed = _allowed_types(hint, default)
+    if allowed is None:
+        return
+    if isinstance(value, bool) and bool not in allowed:
+        ok = False
+    elif isinstance(value, int) and not isinstance(value, bool) and float in allowed:
+        ok = True  # an int where a float is expected
+    else:
+        ok = isinstance(value, allowed)
+    if not ok:
+        names = " or ".join(sorted({"None" if t is type(None) else t.__name__ for t in allowed}))
+        raise ValueError(f"measure {measure}: parameter {name} must be {names}, got {value!r}")
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """``"name=value"`` from a command line: the value as a Python literal (1024, -2, 0.5, None,
+    True, [-2, -1]), or else as the string itself (``pairs=any``)."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ValueError(f"expected a measure parameter as name=value, got {text!r}")
+    raw = raw.strip()
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    if isinstance(value, (list, tuple, str, int, float, bool, type(None))):
+        return name, list(value) if isinstance(value, tuple) else value
+    raise ValueError(f"parameter {name}: {raw!r} is not a number, string, None, True/False or list")
+
+
+def code_fingerprint() -> str:
+    """SHA-256 of the measure package's source files: a value computed by other code is not reused.
+
+    The whole package counts, not one module: a measure's value also depends on the forward
+    passes, sampling and data helpers it shares with the others.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 MEASURES: dict[str, Measure] = {}
@@ -34,17 +153,20 @@ def register(name: str, function: Callable[..., float], description: str, **para
     """Register ``function`` with fixed keyword ``parameters`` under ``name``."""
     if name in MEASURES:
         raise ValueError(f"a measure named {name!r} is already registered")
-    bound = functools.partial(function, **parameters) if parameters else function
-    MEASURES[name] = Measure(name, bound, description)
+    missing = [required for required in _DATA_ARGUMENTS if required not in inspect.signature(function).parameters]
+    if missing:
+        raise ValueError(f"{function.__name__} cannot be a measure: it takes no {', '.join(missing)} argument")
+    MEASURES[name] = Measure(name, function, description).with_params(**parameters)
     return MEASURES[name]
 
 
-def get_measure(name: str) -> Measure:
-    """The registered measure called ``name``; a KeyError lists the known names otherwise."""
+def get_measure(name: str, **parameters) -> Measure:
+    """The registered measure called ``name`` (with ``parameters`` set); a KeyError lists the known names."""
     try:
-        return MEASURES[name]
+        measure = MEASURES[name]
     except KeyError:
         raise KeyError(f"unknown measure {name!r}; registered measures: {', '.join(sorted(MEASURES))}") from None
+    return measure.with_params(**parameters) if parameters else measure
 
 
 register("fragmentation", fragmentation.fragmentation_score,

@@ -5,7 +5,7 @@ import pytest
 
 from complexity_measure.forward import middle_activation_layer
 from complexity_measure.fragmentation import fragmentation_score
-from complexity_measure.registry import MEASURES, get_measure
+from complexity_measure.registry import MEASURES, code_fingerprint, get_measure, parse_parameter
 
 
 def small_convnet(keras):
@@ -66,3 +66,53 @@ def test_fragmentation_middle_interpolates_at_the_middle_hidden_layer(convnet, d
     assert middle_activation_layer(convnet) == 2  # hidden layers with a nonlinearity: 0, 2, 4
     assert get_measure("fragmentation_middle")(convnet, inputs, labels) == fragmentation_score(
         convnet, inputs, labels, layer=2)
+
+
+def test_parameters_include_defaults_and_fixed_values():
+    parameters = get_measure("fragmentation_penultimate").parameters
+    assert parameters["layer"] == -2 and parameters["pairs"] == "same_class"
+    assert parameters["n_pairs"] == 512 and parameters["seed"] == 0
+    assert get_measure("parameter_norm").parameters == {}
+    assert get_measure("fragmentation").samples and not get_measure("parameter_norm").samples
+
+
+def test_with_params_overrides_and_is_used_in_the_call(convnet, data):
+    inputs, labels = data
+    measure = get_measure("fragmentation", n_pairs=16, pairs="any")
+    assert measure.parameters["n_pairs"] == 16 and measure.parameters["pairs"] == "any"
+    assert measure(convnet, inputs, labels) == fragmentation_score(convnet, inputs, labels, n_pairs=16, pairs="any")
+    assert MEASURES["fragmentation"].parameters["n_pairs"] == 512  # the registered one is unchanged
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"n_pairs": "many"}, "parameter n_pairs must be int, got 'many'"),
+    ({"nonsense": 1}, "has no parameter 'nonsense'; its parameters: aggregate, batch_size"),
+    ({"extend": True}, "parameter extend must be float, got True"),
+    ({"layer": 1.5}, "parameter layer must be None or int or str, got 1.5"),
+])
+def test_with_params_rejects_unknown_and_ill_typed_parameters(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        get_measure("fragmentation", **overrides)
+
+
+def test_an_int_is_accepted_where_a_float_is_expected():
+    assert get_measure("fragmentation", extend=1).parameters["extend"] == 1
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("n_pairs=1024", ("n_pairs", 1024)), ("layer=-2", ("layer", -2)), ("pairs=any", ("pairs", "any")),
+    ("layer=None", ("layer", None)), ("layers=[-2, -1]", ("layers", [-2, -1])), ("extend= 0.25", ("extend", 0.25)),
+])
+def test_parse_parameter(text, expected):
+    assert parse_parameter(text) == expected
+
+
+@pytest.mark.parametrize("text", ["n_pairs", "=3", "two words=1", "x={'a': 1}"])
+def test_parse_parameter_rejects_malformed_text(text):
+    with pytest.raises(ValueError):
+        parse_parameter(text)
+
+
+def test_code_fingerprint_is_a_stable_hash_of_the_package():
+    assert code_fingerprint() == code_fingerprint()
+    assert len(code_fingerprint()) == 64
