@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -16,24 +18,57 @@ def dataset_to_arrays(dataset: tf.data.Dataset, max_examples: int | None = DEFAU
     """Read ``(inputs, label)`` pairs from an unbatched dataset, as PGDL's kit hands them over.
 
     Returns ``inputs`` (float32, shape ``(n,) + input_shape``) and ``labels`` (int64, shape
-    ``(n,)``), the first ``max_examples`` examples in the dataset's order (all of them when
-    ``max_examples`` is None). One-hot labels are turned into class indices.
+    ``(n,)``). One-hot labels are turned into class indices. A dataset of at most
+    ``max_examples`` examples (or any dataset when ``max_examples`` is None) is returned whole, in
+    its own order. A larger one is cut to the ``max_examples`` examples whose bytes have the
+    smallest hashes (``example_hashes``), in hash order: a function of the *set* of examples,
+    so the kit's ``glob`` order of the shards (which differs between machines) cannot change which
+    examples a measure sees. One streaming pass; memory stays at ``max_examples`` plus one batch.
     """
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) != 2:
         raise ValueError(f"expected a dataset of (inputs, label) pairs, got elements of structure {spec}")
-    if max_examples is not None:
-        if max_examples < 1:
-            raise ValueError(f"max_examples must be at least 1 or None, got {max_examples}")
-        dataset = dataset.take(max_examples)
-    inputs, labels = [], []
-    for x, y in dataset.batch(1024).as_numpy_iterator():
+    if max_examples is not None and (isinstance(max_examples, bool) or max_examples < 1):
+        raise ValueError(f"max_examples must be at least 1 or None, got {max_examples}")
+    inputs, labels, hashes = [], [], []
+    kept = 0
+    for x, y in dataset.batch(_READ_BATCH).as_numpy_iterator():
+        x = x.astype(np.float32, copy=False)
         inputs.append(x)
         labels.append(y)
+        kept += len(x)
+        if max_examples is None:
+            continue
+        hashes.append(example_hashes(x, y))
+        if kept > max_examples + _READ_BATCH:
+            # Keep only the smallest hashes so far; what is dropped can never come back.
+            inputs, labels, hashes = _smallest(inputs, labels, hashes, max_examples)
+            kept = max_examples
     if not inputs:
         raise ValueError("the dataset is empty")
-    inputs = np.concatenate(inputs).astype(np.float32, copy=False)
-    return inputs, class_indices(np.concatenate(labels))
+    if max_examples is not None and kept > max_examples:
+        inputs, labels, hashes = _smallest(inputs, labels, hashes, max_examples)
+    return np.concatenate(inputs), class_indices(np.concatenate(labels))
+
+
+# Examples read per step of dataset_to_arrays.
+_READ_BATCH = 1024
+
+
+def example_hashes(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A 64-bit BLAKE2b hash of each example's input bytes (float32) and label, shape ``(n,)``, uint64."""
+    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    labels = np.asarray(labels)
+    return np.array([int.from_bytes(hashlib.blake2b(inputs[i].tobytes() + labels[i].tobytes(),
+                                                    digest_size=8).digest(), "little")
+                     for i in range(len(inputs))], dtype=np.uint64)
+
+
+def _smallest(inputs: list, labels: list, hashes: list, count: int) -> tuple[list, list, list]:
+    """The ``count`` examples with the smallest hashes, sorted by hash (equal hashes: equal bytes, in practice)."""
+    x, y, h = np.concatenate(inputs), np.concatenate(labels), np.concatenate(hashes)
+    order = np.argsort(h, kind="stable")[:count]
+    return [x[order]], [y[order]], [h[order]]
 
 
 def class_indices(labels: np.ndarray) -> np.ndarray:

@@ -5,30 +5,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-# TensorFlow's C++ start-up lines (oneDNN, CPU features) are noise on a terminal; hiding them
-# costs nothing, unlike turning oneDNN off. Must be set before TensorFlow is imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .errors import HarnessError
 
-from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES  # noqa: E402
-from complexity_measure.registry import DEFAULT_MEASURE, MEASURES, get_measure  # noqa: E402
-
-from .errors import HarnessError  # noqa: E402
-from .report import TaskReport, format_table, score_predictions, write_report, write_report_json  # noqa: E402
-from .runner import read_predictions, run_measure, write_predictions  # noqa: E402
-from .tasks import find_tasks  # noqa: E402
+# Exit codes: 0 all done; 1 a model or task failed (the rest were scored); 2 a usage or input
+# error stopped the command; 130 interrupted.
+EXIT_FAILED_MODELS = 1
+EXIT_ERROR = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # TensorFlow is imported here, not at the top of the module, so that its C++ start-up lines
+    # (absl's warning, the oneDNN notice, CPU features) can be kept off the terminal.
+    _import_tensorflow(verbose="--verbose" in argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    _quiet_tensorflow()
     try:
         return args.run(args)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted: every value computed so far is cached; run the same command again "
               "to resume", file=sys.stderr)
@@ -36,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
+    from complexity_measure.registry import DEFAULT_MEASURE, MEASURES
+
     parser = argparse.ArgumentParser(prog="pgdl-harness", description=(
         "Run complexity measures over PGDL task folders, write the official .predict files and "
         "score them (conditional mutual information, Kendall's tau, granulated Kendall tau)."))
@@ -54,13 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--max-examples", type=int, default=None, metavar="N",
                        help=f"training examples handed to the measure (default: {DEFAULT_MAX_EXAMPLES} "
                             f"for registered measures, all of them for a submission)")
-    score.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_run_arguments(score)
+    score.add_argument("--budget", type=float, metavar="SECONDS",
+                       help="the kit's time budget: SECONDS per model, summed over a task; models past it are "
+                            "written as EXCEEDED (the kit then scores 0). Off by default")
     score.set_defaults(run=run_score)
 
     evaluate = commands.add_parser("evaluate", help="score .predict files produced elsewhere (e.g. by the kit)")
     _add_data_arguments(evaluate)
     evaluate.add_argument("--predictions", type=Path, required=True, metavar="DIR",
                           help="folder holding <task>.predict files")
+    evaluate.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
     evaluate.set_defaults(run=run_evaluate)
 
     compare = commands.add_parser("compare", help="run several measures on the tasks and compare their scores")
@@ -72,14 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: results/compare)")
     compare.add_argument("--fresh", action="store_true", help="recompute instead of reusing cached values")
     compare.add_argument("--no-figures", action="store_true", help="skip the per-task PNG figures")
-    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    compare.add_argument("--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES, metavar="N",
+                         help=f"training examples handed to the measures (default: {DEFAULT_MAX_EXAMPLES})")
+    _add_run_arguments(compare)
     compare.set_defaults(run=run_compare)
 
-    measures = commands.add_parser("measures", help="list the registered measures")
+    measures = commands.add_parser("measures", help="list the registered measures and their parameters")
+    measures.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     measures.set_defaults(run=run_list_measures)
 
     _add_optional_commands(commands)
     return parser
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that run measures on models (score, compare)."""
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a measure parameter (repeatable), e.g. --param n_pairs=1024 --param layer=-2; "
+                             "`measures` lists each measure's parameters")
+    parser.add_argument("--partial", action="store_true",
+                        help="when a model fails, still write the task's values as <task>.partial.predict")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,46 +118,123 @@ def _add_optional_commands(commands) -> None:
     from . import make_task
     make = commands.add_parser("make-task", help="train a grid of small convnets and write a PGDL task")
     make_task.configure_parser(make)
+    make.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
     make.set_defaults(run=make_task.run)
 
 
 def run_score(args) -> int:
+    from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
+
+    from .report import TaskReport, report_task_run
+    from .runner import EXCEEDED, MeasureRun, run_measures
+    from .tasks import find_tasks
+
     tasks = find_tasks(args.data, args.task)
     if args.submission is not None:
+        if args.param:
+            raise HarnessError("--param sets parameters of a registered measure (--measure), not of a submission")
         from .submission import load_submission
-        measure, name = load_submission(args.submission), f"submission-{args.submission.resolve().name}"
-        max_examples = args.max_examples
+        measure = load_submission(args.submission)
+        label, max_examples = measure.label, args.max_examples
     else:
-        measure, name = get_measure(args.measure), args.measure
-        max_examples = args.max_examples or DEFAULT_MAX_EXAMPLES
-    reports = []
+        measure = _measure_with_params(args.measure, args.param)
+        label, max_examples = args.measure, args.max_examples or DEFAULT_MAX_EXAMPLES
+    reports, failed = [], False
+    exceeded = False
     for task in tasks:
-        results = run_measure(task, measure, name, args.out, fresh=args.fresh,
-                              max_examples=max_examples, progress=not args.no_progress)
-        values = {model_id: result.value for model_id, result in results.items()}
-        write_predictions(task, values, args.out)
-        reports.append(score_predictions(task, name, values, [r.seconds for r in results.values()]))
-    return _finish(reports, args.out, args.report)
+        if exceeded:
+            # The kit's clock runs on across tasks: once out of time, every later model is EXCEEDED.
+            run = _all_exceeded(task, MeasureRun.of(label, measure))
+        else:
+            try:
+                run = run_measures(task, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
+                                   progress=not args.no_progress, budget=args.budget)
+            except HarnessError as error:  # the task's data cannot be read: the other tasks go on
+                print(f"failed: {error}", file=sys.stderr)
+                reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {error}"))
+                failed = True
+                continue
+        exceeded = exceeded or bool(run.exceeded)
+        report = report_task_run(run, label, args.out, partial=args.partial)
+        failed = failed or bool(report.failed)
+        reports.append(report)
+    _finish(reports, args.out, args.report)
+    return _exit_code(reports, failed)
+
+
+def _all_exceeded(task, measure_run):
+    from .runner import TaskRun
+    return TaskRun(task, {measure_run.label: {}}, {measure_run.label: {}}, list(task.model_ids))
+
+
+def _measure_with_params(name: str, texts: list[str]):
+    """The registered measure ``name`` with ``--param NAME=VALUE`` settings, checked; HarnessError if not."""
+    from complexity_measure.registry import get_measure, parse_parameter
+    try:
+        return get_measure(name, **dict(parse_parameter(text) for text in texts))
+    except (KeyError, ValueError) as error:
+        raise HarnessError(error.args[0]) from None  # KeyError's str() would quote the message
+
+
+def _exit_code(reports, failed: bool) -> int:
+    """Non-zero, with the failed models listed, when any model or task failed."""
+    failures = [(report.task, model_id, reason) for report in reports for model_id, reason in report.failed.items()]
+    if failures:
+        print(f"\n{len(failures)} model(s) failed (their tasks are incomplete and have no CMI):", file=sys.stderr)
+        for task, model_id, reason in failures:
+            print(f"  {task}/{model_id}: {reason}", file=sys.stderr)
+    return EXIT_FAILED_MODELS if failed or failures else 0
 
 
 def run_compare(args) -> int:
+    from complexity_measure.registry import MEASURES
+
     from .compare import comparison_markdown, write_comparison
+    from .report import write_report_json
     from .runner import run_measures
+    from .tasks import find_tasks
+
     tasks = find_tasks(args.data, args.task)
-    measures = {name: get_measure(name) for name in (args.measures or sorted(MEASURES))}
-    results = {task: run_measures(task, measures, args.out, fresh=args.fresh, progress=not args.no_progress,
-                                  skip_failing=True)
-               for task in tasks}
-    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures)
+    names = args.measures or sorted(MEASURES)
+    settings = _parse_parameters(args.param)
+    unused = [key for key in settings if not any(key in MEASURES[name].parameters for name in names)]
+    if unused:
+        raise HarnessError(f"no chosen measure has the parameter(s) {', '.join(unused)}")
+    # Each setting goes to the measures that have that parameter.
+    measures = {name: _measure_with_params(name, [text for text, key in zip(args.param, settings)
+                                                  if key in MEASURES[name].parameters])
+                for name in names}
+    results, failed = {}, False
+    for task in tasks:
+        try:
+            results[task] = run_measures(task, measures, args.out, fresh=args.fresh, max_examples=args.max_examples,
+                                         progress=not args.no_progress)
+        except HarnessError as error:
+            print(f"failed: {error}", file=sys.stderr)
+            failed = True
+    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures, partial=args.partial)
     if args.report is not None:
         write_report_json(reports, args.report)
     print(comparison_markdown(frame))
-    print("wrote: " + ", ".join(str(path) for path in written if path.suffix != ".predict")
+    print("wrote: " + ", ".join(str(path) for path in written if path.suffix == ".md" or path.suffix == ".csv")
           + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")
-    return 0
+    return _exit_code(reports, failed)
+
+
+def _parse_parameters(texts: list[str]) -> list[str]:
+    """The parameter names of ``--param NAME=VALUE`` settings; HarnessError on a malformed one."""
+    from complexity_measure.registry import parse_parameter
+    try:
+        return [parse_parameter(text)[0] for text in texts]
+    except ValueError as error:
+        raise HarnessError(str(error)) from None
 
 
 def run_evaluate(args) -> int:
+    from .report import score_predictions
+    from .runner import read_predictions
+    from .tasks import find_tasks
+
     tasks = find_tasks(args.data, args.task)
     reports = []
     for task in tasks:
@@ -151,7 +248,9 @@ def run_evaluate(args) -> int:
     return _finish(reports, args.predictions, args.report)
 
 
-def _finish(reports: list[TaskReport], out_dir: Path, report_path: Path | None) -> int:
+def _finish(reports, out_dir: Path, report_path: Path | None) -> int:
+    from .report import format_table, write_report
+
     frame = write_report(reports, out_dir, report_path)
     print(format_table(frame))
     print(f"\nreport: {out_dir / 'report.csv'}, {out_dir / 'report.json'}"
@@ -160,16 +259,46 @@ def _finish(reports: list[TaskReport], out_dir: Path, report_path: Path | None) 
 
 
 def run_list_measures(args) -> int:
+    from complexity_measure.registry import MEASURES
+
     width = max(len(name) for name in MEASURES)
     for name in sorted(MEASURES):
-        print(f"{name:<{width}}  {MEASURES[name].description}")
+        measure = MEASURES[name]
+        print(f"{name:<{width}}  {measure.description}")
+        if measure.parameters:
+            settings = " ".join(f"{key}={value!r}" for key, value in measure.parameters.items())
+            print(f"{'':<{width}}    parameters: {settings}")
     return 0
 
 
-def _quiet_tensorflow() -> None:
-    import tensorflow as tf
-    # Each model gets its own compiled functions; TF's retracing warning about that is noise.
-    tf.get_logger().setLevel("ERROR")
+def _import_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow (and start its runtime) with its C++ start-up lines kept off stderr.
+
+    They are written by C++ straight to file descriptor 2, so the descriptor itself is pointed at
+    a temporary file meanwhile; if the import fails, what was written is shown. ``verbose`` shows
+    everything. Hiding costs nothing, unlike turning oneDNN off (30-50% slower here).
+    """
+    if verbose:
+        import tensorflow as tf
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                import tensorflow as tf
+                tf.constant(0.0) + 1.0  # the runtime's own start-up lines come with the first op
+            except BaseException:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
+                raise
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+        # Each model gets its own compiled functions; TF's retracing warning about that is noise.
+        tf.get_logger().setLevel("ERROR")
 
 
 if __name__ == "__main__":

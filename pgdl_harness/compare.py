@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report import TaskReport, reports_table, score_predictions
-from .runner import TaskRun, write_predictions
+from .report import TaskReport, report_task_run, reports_table
+from .runner import TaskRun
 from .tasks import Task
 
 SCORES = (("cmi", "CMI x100"), ("kendall_tau", "Kendall's tau"), ("granulated_kendall_tau", "granulated tau (psi)"))
@@ -37,30 +37,31 @@ def comparison_markdown(frame: pd.DataFrame) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *,
-                     figures: bool = True) -> tuple[list[TaskReport], pd.DataFrame, list[Path]]:
+def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *, figures: bool = True,
+                     partial: bool = False) -> tuple[list[TaskReport], pd.DataFrame, list[Path]]:
     """Score every (task, measure), write predictions, ``comparison.{csv,md}`` and figures.
 
     ``task_runs`` maps each task to what ``run_measures`` computed on it; a measure that failed on
-    a task gets a row without scores whose note says why.
+    some model of a task is incomplete there: its row has no scores and its note says why.
     Returns the reports, the long table and the paths of the files written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reports, written = [], []
     for task, run in task_runs.items():
-        for measure, results in run.results.items():
-            values = {model_id: result.value for model_id, result in results.items()}
-            written.append(write_predictions(task, values, out_dir / measure))
-            reports.append(score_predictions(task, measure, values, [r.seconds for r in results.values()]))
-        for measure, error in run.failures.items():
-            reports.append(TaskReport(task.name, measure, len(task.model_ids), note=f"failed: {error}"))
+        for measure in run.results:
+            reports.append(report_task_run(run, measure, out_dir / measure, partial=partial))
+            if run.complete(measure):
+                written.append(out_dir / measure / f"{task.name}.predict")
     frame = reports_table(reports)
     frame.to_csv(out_dir / "comparison.csv", index=False)
     (out_dir / "comparison.md").write_text(comparison_markdown(frame))
     written += [out_dir / "comparison.csv", out_dir / "comparison.md"]
     if figures:
-        written += [plot_task(task, run.results, frame, out_dir / "figures") for task, run in task_runs.items()]
+        for task, run in task_runs.items():
+            complete = {name: results for name, results in run.results.items() if run.complete(name)}
+            if complete:
+                written.append(plot_task(task, complete, frame, out_dir / "figures"))
     return reports, frame, written
 
 

@@ -5,6 +5,12 @@ arguments; whole floats become ints) as a plain ``Sequential`` built for ``[0] +
 then ``weights_init.hdf5`` (kept as ``model.initial_weights``) and ``weights.hdf5`` are loaded.
 ``tf.keras`` is Keras 3 under TensorFlow 2.16+, or Keras 2 when ``TF_USE_LEGACY_KERAS=1``.
 Data shards are read in sorted order (the kit's ``glob`` order is not fixed).
+
+A task folder is data, never code: ``config.json`` may name only the layer classes PGDL's models
+are made of (``ALLOWED_LAYERS``), with plain JSON arguments. Keras would turn some arguments into
+objects (a dict with a class name, a name it looks up); those are accepted only when they name a
+built-in activation, initializer, regularizer or constraint. Anything else is refused before a
+single Keras object is made, with the file, the layer index and the reason.
 """
 
 from __future__ import annotations
@@ -28,6 +34,43 @@ _KERAS2_ONLY_ARGUMENTS = {"BatchNormalization": ("fused",)}
 
 class ModelLoadError(HarnessError):
     """A model folder cannot be turned into a working Keras model."""
+
+
+class RefusedConfigError(ModelLoadError):
+    """A ``config.json`` names a layer or an argument that could load files or run code."""
+
+
+# The layer classes PGDL's tasks are made of: convolutions, dense, pooling and global pooling,
+# flatten, dropout, batch and layer normalisation, activations, padding and reshaping. None of
+# them loads a file, runs a given function or deserialises an arbitrary object.
+ALLOWED_LAYERS = frozenset({
+    "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
+    "DepthwiseConv2D", "SeparableConv2D", "Dense",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+    "Flatten", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "BatchNormalization", "LayerNormalization",
+    "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "ThresholdedReLU",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Reshape",
+})
+
+# Built-in names Keras may look up for an argument that it turns into an object, by the kind of
+# argument (compared without case and underscores: "glorot_uniform" is "GlorotUniform").
+_BUILTIN_OBJECTS = {
+    "activation": {"relu", "relu6", "sigmoid", "hardsigmoid", "softmax", "logsoftmax", "softplus", "softsign",
+                   "tanh", "selu", "elu", "exponential", "linear", "gelu", "swish", "silu", "hardsilu",
+                   "hardswish", "leakyrelu", "mish"},
+    "initializer": {"zeros", "zero", "ones", "one", "constant", "randomnormal", "randomuniform", "truncatednormal",
+                    "variancescaling", "glorotuniform", "glorotnormal", "heuniform", "henormal", "lecununiform",
+                    "lecunnormal", "orthogonal", "identity"},
+    "regularizer": {"l1", "l2", "l1l2", "orthogonalregularizer"},
+    "constraint": {"maxnorm", "nonneg", "unitnorm", "minmaxnorm"},
+}
+_OBJECT_MODULES = {"initializer": "keras.initializers", "regularizer": "keras.regularizers",
+                   "constraint": "keras.constraints"}
 
 
 def load_model(model_folder: str | Path):
@@ -55,6 +98,9 @@ def build_model(config: dict, source: str | Path, keras=None):
     ``tf_keras``); ``source`` names the config in errors.
     """
     keras = keras or tf.keras
+    # Every entry is checked before any layer is made: a refused entry anywhere makes nothing.
+    for index, definition in enumerate(config["model_config"]):
+        check_layer_definition(source, index, definition)
     layers = [_make_layer(keras, source, index, definition)
               for index, definition in enumerate(config["model_config"])]
     model = keras.Sequential(layers)
@@ -80,12 +126,100 @@ def _read_config(path: Path) -> dict:
                              f"an 'input_shape' list")
     if not config["model_config"]:
         raise ModelLoadError(f"{path}: 'model_config' lists no layers")
-    return config
+    shape = [_whole_float_to_int(d) for d in config["input_shape"]]
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ModelLoadError(f"{path}: 'input_shape' must be a list of positive integers, got "
+                             f"{config['input_shape']}")
+    return dict(config, input_shape=shape)
+
+
+def check_layer_definition(config_path, index: int, definition) -> None:
+    """Refuse a ``config.json`` layer entry that is not an allowed layer with plain JSON arguments.
+
+    Raises RefusedConfigError naming ``config_path``, the layer ``index`` and the reason.
+    """
+    if not isinstance(definition, dict) or "layer_name" not in definition:
+        raise ModelLoadError(f"{config_path}: layer {index} has no 'layer_name'")
+    name = definition["layer_name"]
+    if name not in ALLOWED_LAYERS:
+        raise RefusedConfigError(
+            f"{config_path}: layer {index} is {name!r}, which is not a layer PGDL models are made of; refused "
+            f"(a task folder is data, never code: allowed are convolutions, dense, pooling, flatten, dropout, "
+            f"normalisation, activation, padding and reshape layers)")
+    for key, value in definition.items():
+        if key != "layer_name":
+            _check_argument(config_path, index, name, key, value)
+
+
+def _check_argument(config_path, index: int, layer: str, key: str, value) -> None:
+    where = f"{config_path}: layer {index} ({layer}), argument {key!r}"
+    kind = _object_kind(key)
+    if kind is not None and value is not None and not isinstance(value, (bool, int, float)):
+        if isinstance(value, str):
+            if _plain_name(value) not in _BUILTIN_OBJECTS[kind]:
+                raise RefusedConfigError(f"{where}: {value!r} is not a built-in {kind}; refused")
+            return
+        if isinstance(value, dict) and kind != "activation":
+            _check_serialised_object(where, kind, value)
+            return
+        raise RefusedConfigError(f"{where}: expected the name of a built-in {kind}, got {_describe(value)}; refused")
+    problem = _not_plain(value)
+    if problem:
+        raise RefusedConfigError(f"{where}: {problem}; refused (layer arguments must be plain JSON values: "
+                                 f"numbers, strings, true/false, null and lists of them)")
+
+
+def _object_kind(key: str) -> str | None:
+    """Which kind of object Keras makes of argument ``key`` (None: it keeps the value as it is)."""
+    if key == "activation":
+        return "activation"
+    for kind in ("initializer", "regularizer", "constraint"):
+        if key.endswith("_" + kind):
+            return kind
+    return None
+
+
+def _check_serialised_object(where: str, kind: str, value: dict) -> None:
+    """``{"class_name": ..., "config": {...}}`` (Keras 3 adds "module" and "registered_name")."""
+    unexpected = set(value) - {"class_name", "config", "module", "registered_name"}
+    class_name = value.get("class_name")
+    if unexpected or not isinstance(class_name, str) or _plain_name(class_name) not in _BUILTIN_OBJECTS[kind]:
+        raise RefusedConfigError(f"{where}: {_describe(value)} is not a built-in {kind}; refused")
+    if value.get("module") not in (None, _OBJECT_MODULES[kind]) \
+            or value.get("registered_name") not in (None, class_name):
+        raise RefusedConfigError(f"{where}: {class_name!r} is named from module {value.get('module')!r} "
+                                 f"(registered as {value.get('registered_name')!r}), not Keras's own; refused")
+    config = value.get("config", {})
+    if not isinstance(config, dict):
+        raise RefusedConfigError(f"{where}: the 'config' of {class_name!r} must be an object; refused")
+    for name, setting in config.items():
+        problem = _not_plain(setting)
+        if problem:
+            raise RefusedConfigError(f"{where}: {class_name!r} setting {name!r}: {problem}; refused")
+
+
+def _not_plain(value) -> str:
+    """Why ``value`` is not a plain JSON scalar or list of them ("" when it is)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return ""
+    if isinstance(value, list):
+        return next((problem for problem in map(_not_plain, value) if problem), "")
+    return f"{_describe(value)} would be turned into an object"
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        named = value.get("class_name")
+        return f"an object naming class {named!r}" if named is not None else "an object"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _plain_name(name: str) -> str:
+    return name.replace("_", "").lower()
 
 
 def _make_layer(keras, config_path, index: int, definition: dict):
-    if not isinstance(definition, dict) or "layer_name" not in definition:
-        raise ModelLoadError(f"{config_path}: layer {index} has no 'layer_name'")
+    check_layer_definition(config_path, index, definition)
     name = definition["layer_name"]
     layer_class = getattr(keras.layers, str(name), None)
     if not isinstance(layer_class, type):
@@ -172,6 +306,11 @@ def load_dataset(task: Task, split: str = "train") -> tf.data.Dataset:
 
 def split_dataset(folder: Path) -> tf.data.Dataset:
     """One split folder's shards as unbatched ``(inputs, label)`` pairs (float32, scalar int32)."""
+    return shards_dataset(split_shards(folder))
+
+
+def shards_dataset(shards: list[Path]) -> tf.data.Dataset:
+    """The records of ``shards``, in the order given, as unbatched ``(inputs, label)`` pairs."""
     features = {"inputs": tf.io.FixedLenFeature([], tf.string),
                 "output": tf.io.FixedLenFeature([], tf.string)}
 
@@ -180,7 +319,7 @@ def split_dataset(folder: Path) -> tf.data.Dataset:
         return (tf.io.parse_tensor(example["inputs"], out_type=tf.float32),
                 tf.io.parse_tensor(example["output"], out_type=tf.int32))
 
-    return tf.data.TFRecordDataset([str(path) for path in split_shards(folder)]).map(decode)
+    return tf.data.TFRecordDataset([str(path) for path in shards]).map(decode)
 
 
 def load_arrays(task: Task, split: str = "train", max_examples: int | None = DEFAULT_MAX_EXAMPLES

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .runner import TaskRun, write_predictions, write_provenance
 from .scoring import EXCEEDED, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
 
@@ -30,11 +31,53 @@ class TaskReport:
     psi: dict[str, float] = field(default_factory=dict)
     seconds_per_model: float | None = None
     note: str = ""
+    parameters: dict | None = None  # the measure's parameters, defaults included (None: not a registered measure)
+    failed: dict[str, str] = field(default_factory=dict)  # model id -> one-line reason
+    recomputed: int = 0  # cached values not reused because what made them differs
 
     def as_json(self) -> dict:
         return {"measure": self.measure, "n_models": self.n_models, "cmi": self.cmi,
                 "kendall_tau": self.kendall_tau, "granulated_kendall_tau": self.granulated_kendall_tau,
-                "psi": self.psi, "seconds_per_model": self.seconds_per_model, "note": self.note}
+                "psi": self.psi, "seconds_per_model": self.seconds_per_model, "note": self.note,
+                "parameters": self.parameters, "failed": self.failed, "recomputed": self.recomputed}
+
+
+def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: bool = False) -> TaskReport:
+    """Write one measure's ``.predict`` file and its companion JSON for one task, and score it.
+
+    A task whose every model has a value is written as ``<task>.predict`` and scored. A task with
+    a failed model is incomplete: it gets no CMI (never a made-up number) and no ``.predict``,
+    unless ``partial``, which writes ``<task>.partial.predict`` (a name the kit's scorer does not
+    read). Models left unmeasured by the time budget are written as the kit writes them
+    (``"EXCEEDED"``), and the kit scores that 0. ``<task>.predict.json`` always says what made the
+    values, how many were recomputed and which models failed, and why.
+    """
+    task, out_dir = run.task, Path(out_dir)
+    results = run.results.get(label, {})
+    failed = run.failures.get(label, {})
+    values = {model_id: result.value for model_id, result in results.items()}
+    seconds = [result.seconds for result in results.values()]
+    predictions = None
+    if not failed:
+        values.update(dict.fromkeys(run.exceeded, EXCEEDED))
+        predictions = write_predictions(task, values, out_dir)
+        report = score_predictions(task, label, values, seconds)
+    else:
+        if partial and values:
+            predictions = write_predictions(task, values, out_dir, name=f"{task.name}.partial.predict")
+        report = TaskReport(task.name, label, len(values), seconds_per_model=float(np.mean(seconds)) if seconds else None,
+                            note=f"incomplete: {len(failed)} of {len(task.model_ids)} model(s) failed, no CMI "
+                                 f"(first: {next(iter(failed.values()))})")
+    write_provenance(out_dir / f"{task.name}.predict.json", run, label, predictions)
+    key = run.keys.get(label) or {}
+    report.parameters = key.get("parameters")
+    report.failed = dict(failed)
+    report.recomputed = run.recomputed.get(label, 0)
+    if report.recomputed:
+        stale = (f"{report.recomputed} cached value(s) were recomputed: made by other settings, code, data "
+                 f"or model files")
+        report.note = f"{report.note}; {stale}" if report.note else stale
+    return report
 
 
 def score_predictions(task: Task, measure: str, predictions: dict, seconds: list[float] | None = None
@@ -68,10 +111,11 @@ def score_predictions(task: Task, measure: str, predictions: dict, seconds: list
 
 def reports_table(reports: list[TaskReport]) -> pd.DataFrame:
     """One row per (task, measure): models, CMI x100, tau, psi, seconds per model, note."""
-    rows = [{"task": r.task, "measure": r.measure, "models": r.n_models, "cmi": r.cmi,
+    rows = [{"task": r.task, "measure": r.measure, "models": r.n_models, "failed": len(r.failed), "cmi": r.cmi,
              "kendall_tau": r.kendall_tau, "granulated_kendall_tau": r.granulated_kendall_tau,
              "seconds_per_model": r.seconds_per_model, "note": r.note} for r in reports]
-    return pd.DataFrame(rows, columns=["task", "measure", "models", *SCORE_COLUMNS, "seconds_per_model", "note"])
+    return pd.DataFrame(rows, columns=["task", "measure", "models", "failed", *SCORE_COLUMNS,
+                                       "seconds_per_model", "note"])
 
 
 def report_frame(reports: list[TaskReport]) -> pd.DataFrame:
@@ -83,6 +127,7 @@ def report_frame(reports: list[TaskReport]) -> pd.DataFrame:
             continue
         scored = group[list(SCORE_COLUMNS)].astype(float)
         means.append({"task": "mean", "measure": measure, "models": int(group["models"].sum()),
+                      "failed": int(group["failed"].sum()),
                       **{column: _mean_or_none(scored[column]) for column in SCORE_COLUMNS},
                       "seconds_per_model": _mean_or_none(group["seconds_per_model"].astype(float)),
                       "note": f"over the {int(scored['cmi'].notna().sum())} task(s) with a CMI"})
@@ -106,6 +151,8 @@ def format_table(frame: pd.DataFrame) -> str:
                                   "granulated_kendall_tau": "psi", "seconds_per_model": "s/model"})
     if not shown["note"].astype(bool).any():
         shown = shown.drop(columns="note")
+    if not shown["failed"].astype(bool).any():
+        shown = shown.drop(columns="failed")
     return shown.to_string(index=False)
 
 

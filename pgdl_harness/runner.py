@@ -1,28 +1,36 @@
-"""Running a measure over every model of a task, with progress, timing and a resumable cache.
+"""Running measures over every model of a task, with progress, timing, isolation and a keyed cache.
 
-Each model's value is appended to a cache file (one JSON line per model) as soon as it is
-computed, so an interrupted or failed run loses nothing: running the same command again picks up
-where it stopped. The harness owns all files; measures only ever see a model and arrays.
+Each model's value is appended to a cache file (one JSON line per value, flushed and fsynced) as
+soon as it is computed, under the key of everything that made it (``provenance``): an
+interrupted run loses nothing, the same command resumes, and a value made by other settings,
+other code or other model files is never reused (it is recomputed and counted). A model that
+cannot be loaded or measured is recorded with a one-line reason naming the file, and the run goes
+on with the next model. The harness owns all files; measures only ever see a model and arrays.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
+import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
 from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
+from complexity_measure.registry import Measure, code_fingerprint
 
 from .errors import HarnessError
 from .loading import load_arrays, load_model
+from .provenance import canonical_json, files_fingerprint, key_digest, model_fingerprint, project_version
+from .scoring import EXCEEDED
 from .tasks import Task
-
 
 class MeasureError(HarnessError):
     """A measure failed on a model, or returned something that is not a finite number."""
@@ -35,150 +43,305 @@ class ModelResult:
     seconds: float  # loading the model plus computing the measure, as the kit's budget counts it
 
 
+@dataclass(frozen=True)
+class MeasureRun:
+    """A measure as the runner runs it: a label (its cache file and report name), the function
+    ``(model, inputs, labels) -> float`` and the key of everything about it that makes its values."""
+
+    label: str
+    function: Callable
+    key: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, label: str, measure) -> "MeasureRun":
+        """A registered ``Measure`` (keyed by its name, parameters and the package's code), a
+        ``MeasureRun`` as it is, or any callable (keyed by its qualified name and source)."""
+        if isinstance(measure, MeasureRun):
+            return measure
+        if isinstance(measure, Measure):
+            return cls(label, measure, {"measure": measure.name, "parameters": measure.parameters,
+                                        "code": code_fingerprint()})
+        if not callable(measure):
+            raise TypeError(f"measure {label!r} is {type(measure).__name__}, not callable")
+        try:
+            source = inspect.getsource(measure)
+        except (OSError, TypeError):
+            source = ""
+        return cls(label, measure, {"callable": getattr(measure, "__qualname__", repr(measure)),
+                                    "source": source})
+
+
 class ResultCache:
-    """Append-only record of one measure's values on one task's models (JSON lines)."""
+    """Append-only record of one measure's values on one task's models (JSON lines).
+
+    Each line holds the value with its ``run_key`` (the digest of the measure's settings, code,
+    data and ``max_examples``) and its ``model_key`` (the digest of the model folder's files);
+    values under several keys live side by side, and ``<label>.keys.json`` beside the file spells
+    out each run key.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def load(self) -> dict[str, ModelResult]:
+    @property
+    def keys_path(self) -> Path:
+        return self.path.with_suffix(".keys.json")
+
+    def entries(self) -> list[dict]:
+        """Every whole line of the file, oldest first; a line cut short by a kill is skipped."""
         if not self.path.exists():
-            return {}
-        results = {}
+            return []
+        entries = []
         with open(self.path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
+            for line in handle:
                 try:
-                    result = ModelResult(**json.loads(line))
-                except (json.JSONDecodeError, TypeError):
-                    # A line cut short by a kill mid-write: that model is simply computed again.
-                    continue
-                results[result.model_id] = result
+                    entry = json.loads(line)
+                    ModelResult(entry["model_id"], float(entry["value"]), float(entry["seconds"]))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # that model is simply computed again
+                entries.append(entry)
+        return entries
+
+    def load(self, run_key: str | None = None, model_keys: Mapping[str, str] | None = None
+             ) -> dict[str, ModelResult]:
+        """The latest value of each model whose keys match (all values when no key is given)."""
+        results = {}
+        for entry in self.entries():
+            if run_key is not None and entry.get("run_key") != run_key:
+                continue
+            if model_keys is not None and entry.get("model_key") != model_keys.get(entry["model_id"]):
+                continue
+            results[entry["model_id"]] = ModelResult(entry["model_id"], float(entry["value"]),
+                                                     float(entry["seconds"]))
         return results
 
-    def append(self, result: ModelResult) -> None:
+    def append(self, result: ModelResult, run_key: str | None = None, model_key: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(asdict(result)) + "\n")
+        line = json.dumps({**asdict(result), "run_key": run_key, "model_key": model_key}) + "\n"
+        with open(self.path, "a+b") as handle:
+            # After a kill mid-write the file ends in a partial line: start a new line, never join it.
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line
+            handle.write(line.encode())
             handle.flush()
+            os.fsync(handle.fileno())
+
+    def record_key(self, run_key: str, key: Mapping[str, Any]) -> None:
+        """Write out what ``run_key`` stands for (once per key)."""
+        known = json.loads(self.keys_path.read_text()) if self.keys_path.exists() else {}
+        if run_key in known:
+            return
+        known[run_key] = key
+        self.keys_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.keys_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, self.keys_path)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.keys_path.unlink(missing_ok=True)
 
 
 def cache_path(out_dir: Path, task: Task, measure_name: str) -> Path:
     return Path(out_dir) / "cache" / task.name / f"{measure_name}.jsonl"
 
 
-def run_measure(task: Task, measure: Callable, measure_name: str, out_dir: str | Path, *,
-                fresh: bool = False, max_examples: int | None = DEFAULT_MAX_EXAMPLES,
-                progress: bool = True) -> dict[str, ModelResult]:
-    """``measure(model, inputs, labels)`` on every model of ``task``, resuming from the cache.
-
-    Returns results by model id, in the task's model order. ``fresh=True`` discards cached values.
-    """
-    return run_measures(task, {measure_name: measure}, out_dir, fresh=fresh, max_examples=max_examples,
-                        progress=progress).results[measure_name]
-
-
 @dataclass
 class TaskRun:
-    """What ``run_measures`` computed on one task: results by measure and model, and failed measures."""
+    """What ``run_measures`` did on one task, by measure label.
 
+    ``results``: values by model id (the models that have one, in the task's order);
+    ``failures``: one-line reasons by model id; ``exceeded``: models left unmeasured when the time
+    budget ran out; ``reused``/``recomputed``: how many values came from the cache, and how many
+    cached values were not reused because their key differed; ``keys``: each label's run key.
+    """
+
+    task: Task
     results: dict[str, dict[str, ModelResult]]
-    failures: dict[str, str] = field(default_factory=dict)  # measure name -> error message
+    failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    exceeded: list[str] = field(default_factory=list)
+    reused: dict[str, int] = field(default_factory=dict)
+    recomputed: dict[str, int] = field(default_factory=dict)
+    keys: dict[str, dict] = field(default_factory=dict)
+
+    def complete(self, label: str) -> bool:
+        """Every model of the task has a value of ``label`` (none failed, none left unmeasured)."""
+        return len(self.results.get(label, {})) == len(self.task.model_ids)
 
 
-def run_measures(task: Task, measures: Mapping[str, Callable], out_dir: str | Path, *,
+def run_measure(task: Task, measure, measure_name: str, out_dir: str | Path, **options) -> dict[str, ModelResult]:
+    """One measure on every model of ``task``; raises MeasureError if any model failed.
+
+    For scripts and tests that want all or nothing; ``run_measures`` reports failures instead.
+    """
+    run = run_measures(task, {measure_name: measure}, out_dir, **options)
+    failures = run.failures.get(measure_name, {})
+    if failures:
+        model_id, reason = next(iter(failures.items()))
+        raise MeasureError(f"{len(failures)} model(s) of {task.name} failed; first: {reason}")
+    return run.results[measure_name]
+
+
+def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *,
                  fresh: bool = False, max_examples: int | None = DEFAULT_MAX_EXAMPLES,
-                 progress: bool = True, skip_failing: bool = False) -> TaskRun:
+                 progress: bool = True, budget: float | None = None) -> TaskRun:
     """Several measures on every model of ``task``: the data is read once and each model loaded once.
 
-    Each value is cached as soon as it is computed. A result's ``seconds`` is loading the model
-    plus computing that one measure. A measure that fails raises MeasureError, or with
-    ``skip_failing`` is dropped for the rest of the task and its error kept in ``failures`` (for a
-    comparison, where one measure that does not apply, such as distance from initialisation on a
-    task without initial weights, should not stop the others).
+    ``measures`` maps a label to a registered ``Measure``, a ``MeasureRun`` or a plain callable.
+    Each value is cached as soon as it is computed, under its keys. A model that cannot be loaded
+    or measured is recorded in ``failures`` and the run goes on. ``budget`` (seconds per model,
+    summed over the task, as the kit's ``max_time_per_model``): once the seconds spent on the
+    task's models pass ``budget x models``, the remaining models are left unmeasured (``exceeded``).
+    ``fresh=True`` discards the cached values of these measures first.
     """
-    caches = {name: ResultCache(cache_path(out_dir, task, name)) for name in measures}
+    runs = {label: MeasureRun.of(label, measure) for label, measure in measures.items()}
+    caches = {label: ResultCache(cache_path(out_dir, task, label)) for label in runs}
     if fresh:
         for cache in caches.values():
             cache.clear()
-    results = {name: cache.load() for name, cache in caches.items()}
-    failures: dict[str, str] = {}
     model_ids = task.model_ids
+    base_key = {"max_examples": max_examples, "version": project_version(), "data": _data_fingerprint(task)}
+    keys = {label: {**run.key, **base_key} for label, run in runs.items()}
+    run_keys = {label: key_digest(key) for label, key in keys.items()}
+    model_keys = {model_id: model_fingerprint(task.model_folder(model_id)) for model_id in model_ids}
+
+    results, reused, recomputed = {}, {}, {}
+    for label, cache in caches.items():
+        results[label] = cache.load(run_keys[label], model_keys)
+        reused[label] = len(results[label])
+        recomputed[label] = len(set(cache.load()) - set(results[label]))
+    run = TaskRun(task, results, {label: {} for label in runs}, [], reused, recomputed, keys)
+
     todo = [model_id for model_id in model_ids if any(model_id not in done for done in results.values())]
-    if todo:
-        inputs, labels = load_arrays(task, "train", max_examples)
-        label = next(iter(measures)) if len(measures) == 1 else f"{len(measures)} measures"
-        bar = tqdm(todo, desc=f"{task.name} · {label}", unit="model", disable=not progress,
-                   initial=len(model_ids) - len(todo), total=len(model_ids))
-        for model_id in bar:
-            kept = sum(len(done) for done in results.values())
-            model, load_seconds = _load_one(task, model_id, kept)
-            for name, measure in measures.items():
-                if model_id in results[name] or name in failures:
-                    continue
-                try:
-                    value, seconds = _measure_one(task, model_id, model, measure, name, inputs, labels, kept)
-                except MeasureError as error:
-                    if not skip_failing:
-                        raise
-                    failures[name] = str(error)
-                    continue
-                result = ModelResult(model_id, value, load_seconds + seconds)
-                caches[name].append(result)
-                results[name][model_id] = result
-                kept += 1
-                if len(measures) == 1:
-                    bar.set_postfix(value=f"{value:.4g}", s=f"{result.seconds:.1f}")
-    ordered = {name: {model_id: done[model_id] for model_id in model_ids}
-               for name, done in results.items() if name not in failures}
-    return TaskRun(ordered, failures)
+    if not todo:
+        run.results = _in_task_order(results, model_ids)
+        return run
+    inputs, labels = load_arrays(task, "train", max_examples)
+    for label, cache in caches.items():
+        cache.record_key(run_keys[label], keys[label])
+    # The kit's clock: seconds spent on the task's models so far (a cached model counts what it took).
+    spent = sum(_slowest(results, model_id).seconds for model_id in model_ids if model_id not in todo)
+    name = next(iter(runs)) if len(runs) == 1 else f"{len(runs)} measures"
+    bar = tqdm(todo, desc=f"{task.name} · {name}", unit="model", disable=not progress,
+               initial=len(model_ids) - len(todo), total=len(model_ids))
+    for model_id in bar:
+        if budget is not None and spent > budget * len(model_ids):
+            run.exceeded.append(model_id)
+            continue
+        folder = task.model_folder(model_id)
+        try:
+            model, load_seconds = _load_checked(folder, inputs, labels, task)
+        except HarnessError as error:
+            for label in runs:
+                if model_id not in results[label]:
+                    run.failures[label][model_id] = str(error)
+            bar.write(f"failed: {error}")
+            continue
+        spent += load_seconds
+        for label, measure_run in runs.items():
+            if model_id in results[label]:
+                continue
+            try:
+                value, seconds = _measure_one(folder, measure_run, model, inputs, labels)
+            except MeasureError as error:
+                run.failures[label][model_id] = str(error)
+                bar.write(f"failed: {error}")
+                continue
+            result = ModelResult(model_id, value, load_seconds + seconds)
+            caches[label].append(result, run_keys[label], model_keys[model_id])
+            results[label][model_id] = result
+            spent += seconds
+            if len(runs) == 1:
+                bar.set_postfix(value=f"{value:.4g}", s=f"{result.seconds:.1f}")
+    run.results = _in_task_order(results, model_ids)
+    return run
 
 
-def _kept_note(task: Task, kept: int) -> str:
-    return f"{kept} value(s) of {task.name} already computed are kept; rerun to resume"
+def _in_task_order(results: Mapping[str, Mapping[str, ModelResult]], model_ids: list[str]) -> dict:
+    return {label: {model_id: done[model_id] for model_id in model_ids if model_id in done}
+            for label, done in results.items()}
 
 
-def _load_one(task: Task, model_id: str, kept: int):
+def _slowest(results: Mapping[str, Mapping[str, ModelResult]], model_id: str) -> ModelResult:
+    """The model's cached result that took longest (what the kit's clock would have counted)."""
+    return max((done[model_id] for done in results.values() if model_id in done), key=lambda r: r.seconds)
+
+
+def _data_fingerprint(task: Task) -> str:
+    """Fingerprint of the task's training shards (the data every value is computed on)."""
+    folder = task.dataset_folder / "train"
+    return files_fingerprint(sorted(folder.glob("shard_*.tfrecord")), root=folder)
+
+
+def _load_checked(folder: Path, inputs: np.ndarray, labels: np.ndarray, task: Task):
+    """The model in ``folder``, checked against the task's data; ``(model, seconds)``.
+
+    Raises ModelLoadError naming the file when the model cannot be loaded, its input shape does
+    not fit the data, it has fewer outputs than the labels need, or its outputs are not finite.
+    """
+    from .loading import ModelLoadError
+
     start = time.perf_counter()
     # As the kit does: a fresh Keras session per model keeps graphs from piling up.
     tf.keras.backend.clear_session()
-    try:
-        model = load_model(task.model_folder(model_id))
-    except HarnessError as error:
-        raise type(error)(f"{error} ({_kept_note(task, kept)})") from None
+    model = load_model(folder)
+    config = folder / "config.json"
+    expected = tuple(model.input_shape[1:])
+    if expected != tuple(inputs.shape[1:]):
+        raise ModelLoadError(f"{config}: the model takes inputs of shape {expected}, but the training data of "
+                             f"{task.name} has shape {tuple(inputs.shape[1:])}")
+    outputs = model.output_shape[-1]
+    if labels.max() >= outputs or labels.min() < 0:
+        raise ModelLoadError(f"{config}: the model has {outputs} outputs, but the training labels of "
+                             f"{task.name} run from {labels.min()} to {labels.max()}")
+    probe = model(tf.convert_to_tensor(inputs[:64]), training=False)
+    if not np.all(np.isfinite(np.asarray(probe))):
+        raise ModelLoadError(f"{folder / 'weights.hdf5'}: the model's outputs on training examples are not "
+                             f"finite (NaN or inf): the weights are broken")
     return model, time.perf_counter() - start
 
 
-def _measure_one(task, model_id, model, measure, measure_name, inputs, labels, kept) -> tuple[float, float]:
-    folder = task.model_folder(model_id)
+def _measure_one(folder: Path, run: MeasureRun, model, inputs, labels) -> tuple[float, float]:
     start = time.perf_counter()
     try:
-        value = measure(model, inputs, labels)
+        value = run.function(model, inputs, labels)
     except Exception as error:
-        raise MeasureError(f"measure {measure_name} failed on {folder}: {type(error).__name__}: "
-                           f"{error} ({_kept_note(task, kept)})") from error
+        message = str(error).splitlines()[0] if str(error) else ""
+        raise MeasureError(f"measure {run.label} failed on {folder}: {type(error).__name__}: {message}") from error
     seconds = time.perf_counter() - start
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise MeasureError(f"measure {measure_name} returned {type(value).__name__} on {folder}, "
-                           f"not a scalar ({_kept_note(task, kept)})") from None
+        raise MeasureError(f"measure {run.label} returned {type(value).__name__} on {folder}, not a scalar") from None
     if not math.isfinite(value):
-        raise MeasureError(f"measure {measure_name} returned {value} on {folder}; CMI cannot rank "
-                           f"it ({_kept_note(task, kept)})")
+        raise MeasureError(f"measure {run.label} returned {value} on {folder}; CMI cannot rank it")
     return value, seconds
 
 
-def write_predictions(task: Task, values: dict[str, float], out_dir: str | Path) -> Path:
-    """``<out_dir>/<task>.predict``, in the kit's format (sorted keys, 4-space indent)."""
-    path = Path(out_dir) / f"{task.name}.predict"
+def write_predictions(task: Task, values: Mapping[str, float | str], out_dir: str | Path, *,
+                      name: str | None = None) -> Path:
+    """``<out_dir>/<task>.predict`` (or ``<out_dir>/<name>``), in the kit's format (sorted keys, 4-space indent)."""
+    path = Path(out_dir) / (name or f"{task.name}.predict")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
-        json.dump(values, handle, sort_keys=True, indent=4)
+        json.dump(dict(values), handle, sort_keys=True, indent=4)
+    return path
+
+
+def write_provenance(path: Path, run: TaskRun, label: str, predictions: Path | None) -> Path:
+    """The ``.predict`` file's companion JSON: what made its values, and what is missing and why."""
+    content = {
+        "task": run.task.name, "measure": label, "predictions": predictions.name if predictions else None,
+        "complete": run.complete(label), "key": run.keys.get(label), "models": len(run.task.model_ids),
+        "computed": len(run.results.get(label, {})) - run.reused.get(label, 0),
+        "reused_from_cache": run.reused.get(label, 0), "recomputed_stale": run.recomputed.get(label, 0),
+        "failed": run.failures.get(label, {}), "exceeded": run.exceeded,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canonical_json(content)  # every value must be plain JSON
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -195,6 +358,6 @@ def read_predictions(path: str | Path) -> dict[str, float | str]:
     if not isinstance(predictions, dict):
         raise HarnessError(f"{path}: expected a JSON object of model id -> value")
     for model_id, value in predictions.items():
-        if value != "EXCEEDED" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if value != EXCEEDED and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise HarnessError(f"{path}: the value of {model_id} is {value!r}, not a number")
     return predictions

@@ -11,17 +11,20 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import HarnessError
+from .provenance import folder_fingerprint
+from .runner import MeasureRun
 
 
 class SubmissionError(HarnessError):
     """A submission folder has no usable ``complexity.py``."""
 
 
-def load_submission(folder: str | Path):
+def load_submission(folder: str | Path) -> MeasureRun:
     """A measure ``(model, inputs, labels) -> value`` running the folder's ``complexity``.
 
     The folder goes on ``sys.path`` as the kit puts it there, so the submission's own imports of
     its helper modules work; ``program_dir`` is passed when the function takes it (later kit).
+    Its values are keyed by the folder's name and a fingerprint of every file in it.
     """
     folder = Path(folder).resolve()
     source = folder / "complexity.py"
@@ -47,4 +50,5 @@ def load_submission(folder: str | Path):
             return function(model, dataset, program_dir=str(folder))
         return function(model, dataset)
 
-    return measure
+    return MeasureRun(f"submission-{folder.name}", measure,
+                      {"submission": folder.name, "code": folder_fingerprint(folder)})

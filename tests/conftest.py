@@ -6,7 +6,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+GOLDEN_DIR = REPO / "tests" / "golden"  # vendored: see its README
 DATA = REPO / "data"
 TOY_TASK = DATA / "toy_data"
 

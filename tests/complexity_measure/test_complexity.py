@@ -14,7 +14,8 @@ import tensorflow as tf
 from complexity_measure.complexity import complexity
 from complexity_measure.fragmentation import fragmentation_score
 from pgdl_harness.cli import main
-from pgdl_harness.loading import load_arrays, load_dataset, load_model
+from complexity_measure.dataset import dataset_to_arrays, example_hashes
+from pgdl_harness.loading import load_arrays, load_dataset, load_model, shard_paths, shards_dataset
 
 from ..conftest import DATA, REPO, TOY_TASK
 
@@ -33,6 +34,37 @@ def test_complexity_does_not_depend_on_the_order_of_the_shards(toy_task):
     order = np.random.default_rng(0).permutation(len(labels))
     shuffled = tf.data.Dataset.from_tensor_slices((inputs[order], labels[order].astype(np.int32)))
     assert complexity(model, shuffled) == complexity(model, load_dataset(toy_task))
+
+
+@pytest.fixture(scope="module")
+def mnist_vgg():
+    from pgdl_harness.tasks import find_tasks
+    return find_tasks(DATA, ["mnist_vgg"])[0]
+
+
+def test_a_large_dataset_is_cut_to_the_examples_with_the_smallest_hashes_whatever_the_shard_order(mnist_vgg):
+    shards = shard_paths(mnist_vgg)
+    assert len(shards) == 4
+    everything, all_labels = dataset_to_arrays(shards_dataset(shards), None)
+    smallest = np.argsort(example_hashes(everything, all_labels.astype(np.int32)))[:300]
+    for order in ([0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0]):
+        inputs, labels = dataset_to_arrays(shards_dataset([shards[i] for i in order]), 300)
+        np.testing.assert_array_equal(inputs, everything[smallest])
+        np.testing.assert_array_equal(labels, all_labels[smallest])
+    # A dataset within the limit is returned whole, in its own order.
+    inputs, _ = dataset_to_arrays(shards_dataset(shards[::-1]), 1000)
+    np.testing.assert_array_equal(inputs[:5], everything[750:755])
+
+
+def test_complexity_is_the_same_whatever_order_the_kit_lists_the_shards_in(mnist_vgg, monkeypatch):
+    import complexity_measure.complexity as drop_in
+    monkeypatch.setattr(drop_in, "DEFAULT_MAX_EXAMPLES", 300)  # fewer than the task's 1,000: a subset is taken
+    model = load_model(mnist_vgg.model_folder("model_5"))
+    shards = shard_paths(mnist_vgg)
+    values = {complexity(model, shards_dataset([shards[i] for i in order]))
+              for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2])}
+    assert len(values) == 1
+    assert values != {complexity(model, shards_dataset(shards[:3]))}  # another set of examples, another value
 
 
 def test_a_dataset_that_does_not_fit_the_model_is_named(toy_task):

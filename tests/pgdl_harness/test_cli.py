@@ -1,18 +1,20 @@
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from pgdl_harness.cli import main
-from pgdl_harness.runner import ModelResult, ResultCache, cache_path
 
-from ..conftest import SHARED, TOY_TASK
+from ..conftest import GOLDEN_DIR, REPO, TOY_TASK
 
-GOLDEN = json.loads((SHARED / "pgdl" / "golden_cmi.json").read_text())["cases"]
+GOLDEN = json.loads((GOLDEN_DIR / "golden_cmi.json").read_text())["cases"]
 
 
 def test_evaluate_scores_the_kits_sample_predictions(tmp_path, capsys):
-    shutil.copy(SHARED / "pgdl" / "sample_result_submission" / "toy_data.predict", tmp_path)
+    shutil.copy(GOLDEN_DIR / "toy_data.predict", tmp_path)
     assert main(["evaluate", "--data", str(TOY_TASK.parent), "--predictions", str(tmp_path),
                  "--report", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
@@ -26,19 +28,53 @@ def test_evaluate_scores_the_kits_sample_predictions(tmp_path, capsys):
     assert (tmp_path / "report.csv").exists() and (tmp_path / "report.json").exists()
 
 
-def test_score_writes_predictions_and_reuses_cached_values(tmp_path, toy_task):
-    # Fill the cache with the true gaps: the run must take them instead of computing.
-    cache = ResultCache(cache_path(tmp_path, toy_task, "fragmentation"))
-    for model_id, value in GOLDEN["true_gap"]["predictions"].items():
-        cache.append(ModelResult(model_id, value, 0.5))
-    assert main(["score", "--data", "data", "--task", "toy_data", "--out", str(tmp_path),
-                 "--report", str(tmp_path / "r.json"), "--no-progress"]) == 0
+def test_score_writes_predictions_with_their_provenance_and_reuses_cached_values(tmp_path, toy_task):
+    arguments = ["score", "--data", "data", "--task", "toy_data", "--out", str(tmp_path), "--measure",
+                 "fragmentation", "--param", "n_pairs=8", "--param", "pairs=any", "--report", str(tmp_path / "r.json"),
+                 "--no-progress"]
+    assert main(arguments) == 0
     predictions = json.loads((tmp_path / "toy_data.predict").read_text())
-    assert predictions == GOLDEN["true_gap"]["predictions"]
+    assert sorted(predictions) == toy_task.model_ids
     report = json.loads((tmp_path / "r.json").read_text())["toy_data"]
-    assert report["cmi"] == pytest.approx(100.0, abs=1e-9)
-    assert report["seconds_per_model"] == 0.5
-    assert set(report) >= {"cmi", "kendall_tau", "granulated_kendall_tau"}
+    assert report["parameters"]["n_pairs"] == 8 and report["parameters"]["pairs"] == "any"
+    assert report["parameters"]["n_points"] == 33 and report["failed"] == {} and report["recomputed"] == 0
+    companion = json.loads((tmp_path / "toy_data.predict.json").read_text())
+    assert companion["key"]["parameters"] == report["parameters"] and companion["complete"] is True
+    assert companion["computed"] == 18 and companion["predictions"] == "toy_data.predict"
+
+    assert main(arguments) == 0
+    companion = json.loads((tmp_path / "toy_data.predict.json").read_text())
+    assert companion["reused_from_cache"] == 18 and companion["computed"] == 0
+    assert json.loads((tmp_path / "toy_data.predict").read_text()) == predictions
+
+
+@pytest.mark.parametrize("param, message", [
+    ("n_pairz=8", "measure fragmentation has no parameter 'n_pairz'"),
+    ("n_pairs=many", "parameter n_pairs must be int, got 'many'"),
+    ("n_pairs", "expected a measure parameter as name=value"),
+])
+def test_bad_parameters_are_one_line_errors(tmp_path, capsys, param, message):
+    assert main(["score", "--data", "data", "--task", "toy_data", "--out", str(tmp_path), "--param", param]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_sets_each_parameter_where_it_applies(tmp_path, capsys):
+    assert main(["compare", "--data", "data", "--task", "toy_data", "--measures", "parameter_norm", "fragmentation",
+                 "--param", "n_pairs=8", "--out", str(tmp_path), "--no-figures", "--no-progress"]) == 0
+    companion = json.loads((tmp_path / "fragmentation" / "toy_data.predict.json").read_text())
+    assert companion["key"]["parameters"]["n_pairs"] == 8
+    assert json.loads((tmp_path / "parameter_norm" / "toy_data.predict.json").read_text())["key"]["parameters"] == {}
+    assert main(["compare", "--data", "data", "--task", "toy_data", "--measures", "parameter_norm",
+                 "--param", "n_pairs=8", "--out", str(tmp_path)]) == 2
+    assert "no chosen measure has the parameter(s) n_pairs" in capsys.readouterr().err
+
+
+def test_tensorflows_start_up_lines_stay_off_the_terminal():
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-m", "pgdl_harness", "measures"], capture_output=True, text=True,
+                           cwd=REPO, env=env, timeout=300)
+    assert quiet.returncode == 0 and "fragmentation" in quiet.stdout
+    assert quiet.stderr == ""
 
 
 def test_exceeded_predictions_score_zero_with_a_note(tmp_path, capsys):
@@ -75,6 +111,8 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
         main(["score", "--measure", "no_such_measure"])
 
 
-def test_measures_lists_the_registry(capsys):
+def test_measures_lists_the_registry_with_parameters(capsys):
     assert main(["measures"]) == 0
-    assert "fragmentation " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fragmentation " in out
+    assert "parameters: aggregate='mean' batch_size=256 extend=0.5 layer=None n_pairs=512 n_points=33" in out

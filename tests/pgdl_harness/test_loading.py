@@ -1,11 +1,12 @@
 import json
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from complexity_measure.forward import logits
-from pgdl_harness.loading import ModelLoadError, load_arrays, load_dataset, load_model, shard_paths
+from pgdl_harness.loading import ModelLoadError, RefusedConfigError, load_arrays, load_dataset, load_model, shard_paths
 from pgdl_harness.tasks import TaskFolderError, find_tasks
 
 from ..conftest import TOY_TASK
@@ -67,8 +68,77 @@ def test_config_that_is_not_json(model_folder):
 
 def test_unknown_layer(model_folder):
     _edit_config(model_folder, lambda c: c["model_config"][0].update(layer_name="Dense3000"))
-    with pytest.raises(ModelLoadError, match=r"config.json: layer 0 is 'Dense3000', which tf.keras.layers"):
+    with pytest.raises(RefusedConfigError, match=r"config.json: layer 0 is 'Dense3000', which is not a layer PGDL "
+                                                 r"models are made of; refused"):
         load_model(model_folder)
+
+
+# Entries a task folder must never get past the loader: layers that load files or run functions,
+# and arguments Keras would turn into objects other than its own built-ins.
+REFUSED = [
+    ({"layer_name": "TFSMLayer", "filepath": "/tmp/graph", "call_endpoint": "serve"},
+     "layer 1 is 'TFSMLayer', which is not a layer PGDL models are made of; refused"),
+    ({"layer_name": "Lambda", "function": "lambda x: x"}, "layer 1 is 'Lambda', which is not a layer PGDL"),
+    ({"layer_name": "Dense", "units": 2, "kernel_initializer": {"class_name": "Evil", "config": {}}},
+     "layer 1 (Dense), argument 'kernel_initializer': an object naming class 'Evil' is not a built-in initializer; "
+     "refused"),
+    ({"layer_name": "Dense", "units": 2, "activation": "os.system"},
+     "layer 1 (Dense), argument 'activation': 'os.system' is not a built-in activation; refused"),
+    ({"layer_name": "Dense", "units": 2, "activation": {"class_name": "function", "config": "relu"}},
+     "layer 1 (Dense), argument 'activation': expected the name of a built-in activation, got an object naming "
+     "class 'function'; refused"),
+    ({"layer_name": "Dense", "units": 2, "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.1},
+                                                                "module": "my_package"}},
+     "layer 1 (Dense), argument 'kernel_regularizer': 'L2' is named from module 'my_package'"),
+    ({"layer_name": "Dense", "units": 2, "dtype": {"class_name": "DTypePolicy", "config": {"name": "float32"}}},
+     "layer 1 (Dense), argument 'dtype': an object naming class 'DTypePolicy' would be turned into an object; "
+     "refused (layer arguments must be plain JSON values"),
+    ({"layer_name": "Reshape", "target_shape": [{"class_name": "X"}]},
+     "layer 1 (Reshape), argument 'target_shape': an object naming class 'X' would be turned into an object"),
+]
+
+
+@pytest.mark.parametrize("entry, message", REFUSED, ids=[entry["layer_name"] + str(i) for i, (entry, _) in
+                                                        enumerate(REFUSED)])
+def test_refused_layers_and_arguments_name_the_file_layer_and_reason(model_folder, entry, message):
+    _edit_config(model_folder, lambda c: c["model_config"].insert(1, entry))
+    with pytest.raises(RefusedConfigError, match=re.escape(f"model_9/config.json: {message}")):
+        load_model(model_folder)
+
+
+def test_a_refused_layer_makes_nothing_even_after_good_layers(model_folder, monkeypatch):
+    import tensorflow as tf
+    made = []
+    real = tf.keras.layers.Dense.__init__
+    monkeypatch.setattr(tf.keras.layers.Dense, "__init__", lambda self, *a, **k: made.append(1) or real(self, *a, **k))
+    _edit_config(model_folder, lambda c: c["model_config"].append({"layer_name": "TFSMLayer", "filepath": "x"}))
+    with pytest.raises(RefusedConfigError):
+        load_model(model_folder)
+    assert made == []
+
+
+@pytest.mark.parametrize("arguments", [
+    {"kernel_initializer": "glorot_uniform", "bias_initializer": "Zeros", "activation": "relu"},
+    {"kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+     "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.001}},
+     "kernel_constraint": {"class_name": "MaxNorm", "config": {"max_value": 3}}},
+])
+def test_built_in_objects_are_accepted_in_both_keras(keras, arguments):
+    from pgdl_harness.loading import build_model
+    config = {"model_config": [{"layer_name": "Dense", "units": 4, **arguments}, {"layer_name": "Dense", "units": 2}],
+              "input_shape": [3]}
+    model = build_model(config, "config.json", keras=keras)
+    assert model.output_shape == (None, 2) or model.output_shape == (0, 2)
+
+
+def test_every_bundled_config_passes_the_allow_list():
+    from pgdl_harness.loading import check_layer_definition
+    checked = 0
+    for path in sorted(TOY_TASK.parent.glob("*/model_*/config.json")):
+        for index, entry in enumerate(json.loads(path.read_text())["model_config"]):
+            check_layer_definition(path, index, entry)
+            checked += 1
+    assert checked > 800
 
 
 def test_layer_arguments_rejected(model_folder):

@@ -26,8 +26,8 @@ from pgdl_harness.scoring import (
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONFIGS = REPO / "data" / "toy_data" / "model_configs.json"
-GOLDEN_PATH = REPO.parent / "shared" / "pgdl" / "golden_cmi.json"
-GOLDEN = json.loads(GOLDEN_PATH.read_text()) if GOLDEN_PATH.exists() else None
+GOLDEN_PATH = REPO / "tests" / "golden" / "golden_cmi.json"  # vendored: see tests/golden/README.md
+GOLDEN = json.loads(GOLDEN_PATH.read_text())
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def gap_predictions(specs):
 
 @pytest.mark.parametrize(
     "case",
-    sorted(GOLDEN["cases"]) if GOLDEN else [pytest.param(None, marks=pytest.mark.skip(f"no {GOLDEN_PATH}"))],
+    sorted(GOLDEN["cases"]),
 )
 def test_golden_scores(case, toy_specs):
     expected = GOLDEN["cases"][case]
@@ -81,10 +81,10 @@ def test_golden_scores(case, toy_specs):
 
 
 def test_golden_task_is_the_toy_task(toy_specs):
-    if GOLDEN is None:
-        pytest.skip(f"no {GOLDEN_PATH}")
-    shared = json.loads((GOLDEN_PATH.parent / GOLDEN["reference"]).read_text())
-    assert shared == toy_specs
+    # The golden values were computed against the organisers' toy task, bundled as data/toy_data.
+    assert GOLDEN["reference"] == "toy_data/model_configs.json"
+    assert json.loads((REPO / "data" / GOLDEN["reference"]).read_text()) == toy_specs
+    assert len(GOLDEN["cases"]) == 6
 
 
 # --------------------------------------------------------------------------
