@@ -8,6 +8,8 @@ TF_EXTRA ?= cpu
 DATA ?= data
 TASK ?= mnist_vgg
 MEASURE ?= fragmentation
+# Measure parameters, e.g. PARAMS="n_pairs=1024 layer=-2"
+PARAMS ?=
 OUT ?= results/$(MEASURE)
 
 .PHONY: setup score test test-fast clean
@@ -23,7 +25,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 score: setup
-	$(PY) -m pgdl_harness score --data $(DATA) --task $(TASK) --measure $(MEASURE) --out $(OUT)
+	$(PY) -m pgdl_harness score --data $(DATA) --task $(TASK) --measure $(MEASURE) --out $(OUT) \
+		$(foreach param,$(PARAMS),--param $(param))
 
 test: setup
 	$(PY) -m pytest
