@@ -100,6 +100,29 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when a model fails, still write the task's values as <task>.partial.predict")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
+    cluster = parser.add_argument_group("engine", "where models are measured (the values, caches and files are "
+                                                  "the same either way)")
+    cluster.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: one model after the other in this process (default); ray: one Ray task per "
+                              "model, on a local or an existing cluster (pip install -e '.[ray]')")
+    cluster.add_argument("--address", metavar="ADDR",
+                         help="an existing Ray cluster ('auto' or HOST:PORT); without it --engine ray starts a "
+                              "local one on 127.0.0.1")
+    cluster.add_argument("--task-cpus", type=float, default=1, metavar="N", help="CPUs per model's Ray task (default 1)")
+    cluster.add_argument("--task-gpus", type=float, default=0, metavar="N", help="GPUs per model's Ray task (default 0)")
+
+
+def _engine(args):
+    """The engine the command line asks for (a context manager that stops what it started)."""
+    import contextlib
+
+    from .runner import LocalEngine
+    if args.engine == "local":
+        if args.address:
+            raise HarnessError("--address is for --engine ray")
+        return contextlib.nullcontext(LocalEngine())
+    from .ray_engine import RayEngine
+    return RayEngine(args.address, task_cpus=args.task_cpus, task_gpus=args.task_gpus)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,23 +164,24 @@ def run_score(args) -> int:
         label, max_examples = args.measure, args.max_examples or DEFAULT_MAX_EXAMPLES
     reports, failed = [], False
     exceeded = False
-    for task in tasks:
-        if exceeded:
-            # The kit's clock runs on across tasks: once out of time, every later model is EXCEEDED.
-            run = _all_exceeded(task, MeasureRun.of(label, measure))
-        else:
-            try:
-                run = run_measures(task, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
-                                   progress=not args.no_progress, budget=args.budget)
-            except HarnessError as error:  # the task's data cannot be read: the other tasks go on
-                print(f"failed: {error}", file=sys.stderr)
-                reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {error}"))
-                failed = True
-                continue
-        exceeded = exceeded or bool(run.exceeded)
-        report = report_task_run(run, label, args.out, partial=args.partial)
-        failed = failed or bool(report.failed)
-        reports.append(report)
+    with _engine(args) as engine:
+        for task in tasks:
+            if exceeded:
+                # The kit's clock runs on across tasks: once out of time, every later model is EXCEEDED.
+                run = _all_exceeded(task, MeasureRun.of(label, measure))
+            else:
+                try:
+                    run = run_measures(task, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
+                                       progress=not args.no_progress, budget=args.budget, engine=engine)
+                except HarnessError as error:  # the task's data cannot be read: the other tasks go on
+                    print(f"failed: {error}", file=sys.stderr)
+                    reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {error}"))
+                    failed = True
+                    continue
+            exceeded = exceeded or bool(run.exceeded)
+            report = report_task_run(run, label, args.out, partial=args.partial)
+            failed = failed or bool(report.failed)
+            reports.append(report)
     _finish(reports, args.out, args.report)
     return _exit_code(reports, failed)
 
@@ -205,13 +229,15 @@ def run_compare(args) -> int:
                                                   if key in MEASURES[name].parameters])
                 for name in names}
     results, failed = {}, False
-    for task in tasks:
-        try:
-            results[task] = run_measures(task, measures, args.out, fresh=args.fresh, max_examples=args.max_examples,
-                                         progress=not args.no_progress)
-        except HarnessError as error:
-            print(f"failed: {error}", file=sys.stderr)
-            failed = True
+    with _engine(args) as engine:
+        for task in tasks:
+            try:
+                results[task] = run_measures(task, measures, args.out, fresh=args.fresh,
+                                             max_examples=args.max_examples, progress=not args.no_progress,
+                                             engine=engine)
+            except HarnessError as error:
+                print(f"failed: {error}", file=sys.stderr)
+                failed = True
     reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures, partial=args.partial)
     if args.report is not None:
         write_report_json(reports, args.report)

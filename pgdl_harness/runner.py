@@ -155,7 +155,8 @@ class TaskRun:
     ``results``: values by model id (the models that have one, in the task's order);
     ``failures``: one-line reasons by model id; ``exceeded``: models left unmeasured when the time
     budget ran out; ``reused``/``recomputed``: how many values came from the cache, and how many
-    cached values were not reused because their key differed; ``keys``: each label's run key.
+    cached values were not reused because their key differed; ``keys``: each label's run key;
+    ``workers``: how many models each engine worker measured in this run.
     """
 
     task: Task
@@ -165,6 +166,7 @@ class TaskRun:
     reused: dict[str, int] = field(default_factory=dict)
     recomputed: dict[str, int] = field(default_factory=dict)
     keys: dict[str, dict] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)  # where models were measured -> how many
 
     def complete(self, label: str) -> bool:
         """Every model of the task has a value of ``label`` (none failed, none left unmeasured)."""
@@ -184,18 +186,72 @@ def run_measure(task: Task, measure, measure_name: str, out_dir: str | Path, **o
     return run.results[measure_name]
 
 
+@dataclass
+class ModelOutcome:
+    """What measuring one model gave: ``(value, seconds)`` or a one-line reason, by measure label.
+
+    ``seconds`` is loading the model plus computing that measure; ``where`` names the process
+    that did it (an engine's worker, or "local").
+    """
+
+    model_id: str
+    values: dict[str, tuple[float, float]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    where: str = "local"
+
+
+def measure_model(task: Task, model_id: str, runs: Mapping[str, MeasureRun], inputs: np.ndarray,
+                  labels: np.ndarray) -> ModelOutcome:
+    """Load one model and compute every measure of ``runs`` on it; never raises for a bad model.
+
+    The one code path every engine runs: it reads the model folder and nothing else, writes nothing.
+    """
+    folder = task.model_folder(model_id)
+    outcome = ModelOutcome(model_id)
+    try:
+        model, load_seconds = _load_checked(folder, inputs, labels, task)
+    except HarnessError as error:
+        outcome.failures = dict.fromkeys(runs, str(error))
+        return outcome
+    for label, measure_run in runs.items():
+        try:
+            value, seconds = _measure_one(folder, measure_run, model, inputs, labels)
+        except MeasureError as error:
+            outcome.failures[label] = str(error)
+            continue
+        outcome.values[label] = (value, load_seconds + seconds)
+    return outcome
+
+
+class LocalEngine:
+    """Measures the models one after the other in this process."""
+
+    name = "local"
+
+    def outcomes(self, task: Task, jobs: list[tuple[str, list[str]]], runs: Mapping[str, MeasureRun],
+                 inputs: np.ndarray, labels: np.ndarray):
+        """``ModelOutcome`` of each ``(model_id, labels to compute)`` job, in order, computed lazily."""
+        for model_id, needed in jobs:
+            yield measure_model(task, model_id, {label: runs[label] for label in needed}, inputs, labels)
+
+
 def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *,
                  fresh: bool = False, max_examples: int | None = DEFAULT_MAX_EXAMPLES,
-                 progress: bool = True, budget: float | None = None) -> TaskRun:
+                 progress: bool = True, budget: float | None = None, engine=None) -> TaskRun:
     """Several measures on every model of ``task``: the data is read once and each model loaded once.
 
     ``measures`` maps a label to a registered ``Measure``, a ``MeasureRun`` or a plain callable.
-    Each value is cached as soon as it is computed, under its keys. A model that cannot be loaded
-    or measured is recorded in ``failures`` and the run goes on. ``budget`` (seconds per model,
-    summed over the task, as the kit's ``max_time_per_model``): once the seconds spent on the
-    task's models pass ``budget x models``, the remaining models are left unmeasured (``exceeded``).
+    Each value is cached as soon as it is computed, under its keys, by this process alone (an
+    ``engine`` only decides where models are measured: ``LocalEngine`` by default, or
+    ``ray_engine.RayEngine``). A model that cannot be loaded or measured is recorded in
+    ``failures`` and the run goes on. ``budget`` (seconds per model, summed over the task, as the
+    kit's ``max_time_per_model``; local engine only): once the seconds spent on the task's models
+    pass ``budget x models``, the remaining models are left unmeasured (``exceeded``).
     ``fresh=True`` discards the cached values of these measures first.
     """
+    engine = engine or LocalEngine()
+    if budget is not None and not isinstance(engine, LocalEngine):
+        raise HarnessError("--budget follows the kit's one-model-at-a-time clock: use it with the local engine")
     runs = {label: MeasureRun.of(label, measure) for label, measure in measures.items()}
     caches = {label: ResultCache(cache_path(out_dir, task, label)) for label in runs}
     if fresh:
@@ -214,47 +270,43 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
         recomputed[label] = len(set(cache.load()) - set(results[label]))
     run = TaskRun(task, results, {label: {} for label in runs}, [], reused, recomputed, keys)
 
-    todo = [model_id for model_id in model_ids if any(model_id not in done for done in results.values())]
-    if not todo:
+    # Only what the cache lacks is sent out: per model, the measures it has no value of.
+    jobs = [(model_id, [label for label in runs if model_id not in results[label]]) for model_id in model_ids]
+    jobs = [(model_id, needed) for model_id, needed in jobs if needed]
+    if not jobs:
         run.results = _in_task_order(results, model_ids)
         return run
     inputs, labels = load_arrays(task, "train", max_examples)
     for label, cache in caches.items():
         cache.record_key(run_keys[label], keys[label])
     # The kit's clock: seconds spent on the task's models so far (a cached model counts what it took).
+    todo = {model_id for model_id, _ in jobs}
     spent = sum(_slowest(results, model_id).seconds for model_id in model_ids if model_id not in todo)
     name = next(iter(runs)) if len(runs) == 1 else f"{len(runs)} measures"
-    bar = tqdm(todo, desc=f"{task.name} · {name}", unit="model", disable=not progress,
-               initial=len(model_ids) - len(todo), total=len(model_ids))
-    for model_id in bar:
-        if budget is not None and spent > budget * len(model_ids):
-            run.exceeded.append(model_id)
-            continue
-        folder = task.model_folder(model_id)
-        try:
-            model, load_seconds = _load_checked(folder, inputs, labels, task)
-        except HarnessError as error:
-            for label in runs:
-                if model_id not in results[label]:
-                    run.failures[label][model_id] = str(error)
-            bar.write(f"failed: {error}")
-            continue
-        spent += load_seconds
-        for label, measure_run in runs.items():
-            if model_id in results[label]:
-                continue
-            try:
-                value, seconds = _measure_one(folder, measure_run, model, inputs, labels)
-            except MeasureError as error:
-                run.failures[label][model_id] = str(error)
-                bar.write(f"failed: {error}")
-                continue
-            result = ModelResult(model_id, value, load_seconds + seconds)
-            caches[label].append(result, run_keys[label], model_keys[model_id])
-            results[label][model_id] = result
-            spent += seconds
-            if len(runs) == 1:
-                bar.set_postfix(value=f"{value:.4g}", s=f"{result.seconds:.1f}")
+    bar = tqdm(desc=f"{task.name} · {name}", unit="model", disable=not progress,
+               initial=len(model_ids) - len(jobs), total=len(model_ids))
+    outcomes = engine.outcomes(task, jobs, runs, inputs, labels)
+    try:
+        for done, outcome in enumerate(outcomes, start=1):
+            for label, reason in outcome.failures.items():
+                run.failures[label][outcome.model_id] = reason
+            for reason in dict.fromkeys(outcome.failures.values()):
+                bar.write(f"failed: {reason}")
+            for label, (value, seconds) in outcome.values.items():
+                result = ModelResult(outcome.model_id, value, seconds)
+                caches[label].append(result, run_keys[label], model_keys[outcome.model_id])
+                results[label][outcome.model_id] = result
+                if len(runs) == 1:
+                    bar.set_postfix(value=f"{value:.4g}", s=f"{seconds:.1f}")
+            run.workers[outcome.where] = run.workers.get(outcome.where, 0) + 1
+            spent += max((seconds for _, seconds in outcome.values.values()), default=0.0)
+            bar.update()
+            if budget is not None and spent > budget * len(model_ids) and done < len(jobs):
+                run.exceeded = [model_id for model_id, _ in jobs[done:]]
+                break
+    finally:
+        outcomes.close()  # an engine stops what it still has running
+        bar.close()
     run.results = _in_task_order(results, model_ids)
     return run
 
@@ -337,7 +389,7 @@ def write_provenance(path: Path, run: TaskRun, label: str, predictions: Path | N
         "complete": run.complete(label), "key": run.keys.get(label), "models": len(run.task.model_ids),
         "computed": len(run.results.get(label, {})) - run.reused.get(label, 0),
         "reused_from_cache": run.reused.get(label, 0), "recomputed_stale": run.recomputed.get(label, 0),
-        "failed": run.failures.get(label, {}), "exceeded": run.exceeded,
+        "failed": run.failures.get(label, {}), "exceeded": run.exceeded, "workers": run.workers,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     canonical_json(content)  # every value must be plain JSON

@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every Ray process a test starts stays on the loopback (read when ray is imported; see
+# pgdl_harness.ray_engine.LOOPBACK_ONLY), and reports no usage statistics.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = REPO / "tests" / "golden"  # vendored: see its README
