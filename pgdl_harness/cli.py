@@ -18,6 +18,7 @@ from .errors import HarnessError  # noqa: E402
 from .report import TaskReport, format_table, score_predictions, write_report, write_report_json  # noqa: E402
 from .runner import read_predictions, run_measure, write_predictions  # noqa: E402
 from .tasks import find_tasks  # noqa: E402
+from .uncertainty import DEFAULT_DRAWS  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where predictions, caches, comparison.{md,csv} and figures go "
                               "(default: results/compare)")
     compare.add_argument("--fresh", action="store_true", help="recompute instead of reusing cached values")
+    compare.add_argument("--seeds", type=_count, default=1, metavar="K",
+                         help="run each measure that samples (pairs, examples) with seeds 0..K-1 and report "
+                              "the mean and spread over seeds (default: 1)")
     compare.add_argument("--no-figures", action="store_true", help="skip the per-task PNG figures")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.set_defaults(run=run_compare)
@@ -88,6 +92,22 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", nargs="+", metavar="NAME", help="only these tasks (default: all found)")
     parser.add_argument("--report", type=Path, metavar="FILE",
                         help="also write the scores as JSON keyed by task to FILE")
+    parser.add_argument("--null", type=_count, default=DEFAULT_DRAWS, metavar="N",
+                        help=f"random measures scored for each task's chance level (default: {DEFAULT_DRAWS}; 0 skips)")
+    parser.add_argument("--bootstrap", type=_count, default=DEFAULT_DRAWS, metavar="N",
+                        help=f"resamples of each task's models for the 95%% intervals (default: {DEFAULT_DRAWS}; "
+                             "0 skips)")
+
+
+def _count(text: str) -> int:
+    """A non-negative integer option value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _add_optional_commands(commands) -> None:
@@ -116,22 +136,27 @@ def run_score(args) -> int:
                               max_examples=max_examples, progress=not args.no_progress)
         values = {model_id: result.value for model_id, result in results.items()}
         write_predictions(task, values, args.out)
-        reports.append(score_predictions(task, name, values, [r.seconds for r in results.values()]))
+        reports.append(score_predictions(task, name, values, [r.seconds for r in results.values()],
+                                         null=args.null, bootstrap=args.bootstrap))
     return _finish(reports, args.out, args.report)
 
 
 def run_compare(args) -> int:
-    from .compare import comparison_markdown, write_comparison
+    from .compare import seeded_measures, write_comparison
     from .runner import run_measures
+    if args.seeds < 1:
+        raise HarnessError(f"--seeds must be 1 or more, got {args.seeds}")
     tasks = find_tasks(args.data, args.task)
-    measures = {name: get_measure(name) for name in (args.measures or sorted(MEASURES))}
+    measures = seeded_measures({name: get_measure(name) for name in (args.measures or sorted(MEASURES))},
+                               args.seeds)
     results = {task: run_measures(task, measures, args.out, fresh=args.fresh, progress=not args.no_progress,
                                   skip_failing=True)
                for task in tasks}
-    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures)
+    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures,
+                                               null=args.null, bootstrap=args.bootstrap)
     if args.report is not None:
         write_report_json(reports, args.report)
-    print(comparison_markdown(frame))
+    print((args.out / "comparison.md").read_text())
     print("wrote: " + ", ".join(str(path) for path in written if path.suffix != ".predict")
           + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")
     return 0
@@ -144,7 +169,8 @@ def run_evaluate(args) -> int:
         path = args.predictions / f"{task.name}.predict"
         if not path.exists() and not args.task:
             continue  # scoring what was predicted: tasks without a .predict are not an error
-        reports.append(score_predictions(task, args.predictions.resolve().name, read_predictions(path)))
+        reports.append(score_predictions(task, args.predictions.resolve().name, read_predictions(path),
+                                         null=args.null, bootstrap=args.bootstrap))
     if not reports:
         raise HarnessError(f"no <task>.predict file in {args.predictions} for the tasks under {args.data} "
                            f"({', '.join(task.name for task in tasks)})")
