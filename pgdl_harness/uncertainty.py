@@ -206,7 +206,8 @@ class _PairScorer:
                 pair_weight = (w[:, :, None] * w[:, None, :]).reshape(len(batch), -1)
                 numerator = (self.numerator.T @ (above * pair_weight).T).T
                 denominator = (self.denominator.T @ pair_weight.T).T
-            parts.append(self._ratios(np.asarray(numerator), np.asarray(denominator)))
+            # C order: the per-block slices below are then views, not copies.
+            parts.append(self._ratios(np.ascontiguousarray(numerator), np.ascontiguousarray(denominator)))
         return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
     def _ratios(self, numerator: np.ndarray, denominator: np.ndarray) -> dict[str, np.ndarray]:
@@ -367,7 +368,14 @@ def bootstrap_scores(predictions: dict, model_specs: dict, n_resamples: int = DE
 
 
 def percentile_interval(distribution, level: float = 0.95) -> tuple[float, float]:
-    """The central ``level`` percentile interval of a bootstrap distribution (NaNs ignored)."""
+    """The central ``level`` percentile interval of a bootstrap distribution (NaNs ignored).
+
+    For CMI read it with care: resamples repeat models, and CMI on them is biased upwards for
+    weak measures (for random measures on the bundled 32-model tasks, the resamples' median is
+    ~2.3 points above the score, which lies below the interval for about 40% of them). Tau's
+    and psi's resamples are centred on the score. (Efron's bias-corrected percentiles do not
+    help: the score then lies below nearly every resample.)
+    """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     values = np.asarray(distribution, dtype=np.float64).ravel()
