@@ -229,3 +229,35 @@ def test_paired_comparison():
 def test_seed_summary():
     assert seed_summary([1.0, 3.0, 2.0]) == {"mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0, "seeds": 3}
     assert seed_summary([4.0])["std"] == 0.0
+
+
+# --------------------------------------------------------------------------
+# Reports
+
+
+def test_reports_carry_chance_levels_and_intervals(toy_task, tmp_path):
+    from pgdl_harness.report import format_table, score_predictions, write_report
+
+    specs = toy_task.model_specs()
+    truth = {f"model_{mid}": gap for mid, gap in zip(specs, generalization_gaps(specs).values())}
+    noise = dict(zip(truth, np.random.default_rng(4).random(18)))
+    reports = [score_predictions(toy_task, name, values, null=400, bootstrap=300, seed=3)
+               for name, values in (("truth", truth), ("noise", noise))]
+    chance = chance_levels(specs, 400, seed=3)
+    for report, values in zip(reports, (truth, noise)):
+        assert report.chance["cmi"]["p95"] == chance["cmi"].p95
+        assert report.chance["kendall_tau"]["p_value"] == chance["kendall_tau"].p_value(report.kendall_tau)
+        expected = percentile_interval(bootstrap_scores(values, specs, 300, seed=3)["granulated_kendall_tau"])
+        assert report.interval["granulated_kendall_tau"] == expected
+    assert reports[0].within_chance == [] and reports[0].chance["cmi"]["p_value"] == 1 / 401
+    assert "kendall_tau" in reports[1].within_chance
+    frame = write_report(reports, tmp_path)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["toy_data"]["noise"]["within_chance"] == reports[1].within_chance
+    assert saved["toy_data"]["truth"]["interval_95"]["cmi"] == list(reports[0].interval["cmi"])
+    assert frame.loc[1, "kendall_tau_chance_p95"] == chance["kendall_tau"].p95
+    table = format_table(frame)
+    assert "CMI 95%" in table and "tau chance" in table and "within chance" in table
+    # Without a null and a bootstrap the table is what it was.
+    plain = format_table(write_report([score_predictions(toy_task, "noise", noise)], tmp_path / "plain"))
+    assert "chance" not in plain and "95%" not in plain
