@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import HarnessError
+from .uncertainty import DEFAULT_DRAWS
 
 # Exit codes: 0 all done; 1 a model or task failed (the rest were scored); 2 a usage or input
 # error stopped the command; 130 interrupted.
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where predictions, caches, comparison.{md,csv} and figures go "
                               "(default: results/compare)")
     compare.add_argument("--fresh", action="store_true", help="recompute instead of reusing cached values")
+    compare.add_argument("--seeds", type=_count, default=1, metavar="K",
+                         help="run each measure that samples (pairs, examples) with seeds 0..K-1 and report "
+                              "the mean and spread over seeds (default: 1)")
     compare.add_argument("--no-figures", action="store_true", help="skip the per-task PNG figures")
     compare.add_argument("--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES, metavar="N",
                          help=f"training examples handed to the measures (default: {DEFAULT_MAX_EXAMPLES})")
@@ -131,6 +135,22 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", nargs="+", metavar="NAME", help="only these tasks (default: all found)")
     parser.add_argument("--report", type=Path, metavar="FILE",
                         help="also write the scores as JSON keyed by task to FILE")
+    parser.add_argument("--null", type=_count, default=DEFAULT_DRAWS, metavar="N",
+                        help=f"random measures scored for each task's chance level (default: {DEFAULT_DRAWS}; 0 skips)")
+    parser.add_argument("--bootstrap", type=_count, default=DEFAULT_DRAWS, metavar="N",
+                        help=f"resamples of each task's models for the 95%% intervals (default: {DEFAULT_DRAWS}; "
+                             "0 skips)")
+
+
+def _count(text: str) -> int:
+    """A non-negative integer option value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _add_optional_commands(commands) -> None:
@@ -179,7 +199,8 @@ def run_score(args) -> int:
                     failed = True
                     continue
             exceeded = exceeded or bool(run.exceeded)
-            report = report_task_run(run, label, args.out, partial=args.partial)
+            report = report_task_run(run, label, args.out, partial=args.partial, null=args.null,
+                                     bootstrap=args.bootstrap)
             failed = failed or bool(report.failed)
             reports.append(report)
     _finish(reports, args.out, args.report)
@@ -213,11 +234,13 @@ def _exit_code(reports, failed: bool) -> int:
 def run_compare(args) -> int:
     from complexity_measure.registry import MEASURES
 
-    from .compare import comparison_markdown, write_comparison
+    from .compare import seeded_measures, write_comparison
     from .report import write_report_json
     from .runner import run_measures
     from .tasks import find_tasks
 
+    if args.seeds < 1:
+        raise HarnessError(f"--seeds must be 1 or more, got {args.seeds}")
     tasks = find_tasks(args.data, args.task)
     names = args.measures or sorted(MEASURES)
     settings = _parse_parameters(args.param)
@@ -225,9 +248,9 @@ def run_compare(args) -> int:
     if unused:
         raise HarnessError(f"no chosen measure has the parameter(s) {', '.join(unused)}")
     # Each setting goes to the measures that have that parameter.
-    measures = {name: _measure_with_params(name, [text for text, key in zip(args.param, settings)
-                                                  if key in MEASURES[name].parameters])
-                for name in names}
+    measures = seeded_measures({name: _measure_with_params(name, [text for text, key in zip(args.param, settings)
+                                                                  if key in MEASURES[name].parameters])
+                                for name in names}, args.seeds)
     results, failed = {}, False
     with _engine(args) as engine:
         for task in tasks:
@@ -238,10 +261,11 @@ def run_compare(args) -> int:
             except HarnessError as error:
                 print(f"failed: {error}", file=sys.stderr)
                 failed = True
-    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures, partial=args.partial)
+    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures, partial=args.partial,
+                                               null=args.null, bootstrap=args.bootstrap)
     if args.report is not None:
         write_report_json(reports, args.report)
-    print(comparison_markdown(frame))
+    print((args.out / "comparison.md").read_text())
     print("wrote: " + ", ".join(str(path) for path in written if path.suffix == ".md" or path.suffix == ".csv")
           + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")
     return _exit_code(reports, failed)
@@ -267,7 +291,8 @@ def run_evaluate(args) -> int:
         path = args.predictions / f"{task.name}.predict"
         if not path.exists() and not args.task:
             continue  # scoring what was predicted: tasks without a .predict are not an error
-        reports.append(score_predictions(task, args.predictions.resolve().name, read_predictions(path)))
+        reports.append(score_predictions(task, args.predictions.resolve().name, read_predictions(path),
+                                         null=args.null, bootstrap=args.bootstrap))
     if not reports:
         raise HarnessError(f"no <task>.predict file in {args.predictions} for the tasks under {args.data} "
                            f"({', '.join(task.name for task in tasks)})")

@@ -3,19 +3,58 @@
 Each model is loaded once and the task's data read once for all the measures (see
 ``runner.run_measures``); values are cached per measure, so adding a measure to a finished
 comparison computes only that measure.
+
+Every score comes with its context (``pgdl_harness.uncertainty``): a measure that samples (pairs,
+examples, mixup partners) can be run with several seeds (:func:`seeded_measures`; its score is then
+the mean over seeds, with their spread), each score gets a 95% bootstrap interval over the task's
+models (and the seeds), the task's chance level (random measures) and, against the best measure
+of the task, the fraction of the same resamples in which it wins.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .report import TaskReport, report_task_run, reports_table
+from .report import TaskReport, add_chance, report_task_run, reports_table, score_predictions
 from .runner import TaskRun
 from .tasks import Task
+from .uncertainty import (DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction, percentile_interval,
+                          seed_summary)
 
 SCORES = (("cmi", "CMI x100"), ("kendall_tau", "Kendall's tau"), ("granulated_kendall_tau", "granulated tau (psi)"))
+# Scores on which each measure is compared with the best one in the same resamples.
+PAIRED_SCORES = ("cmi", "kendall_tau")
+# What separates a measure's name from its seed in a run label (and a cache file name).
+SEED_MARK = "#seed="
+
+
+def measure_of(label: str) -> str:
+    """The measure name of a run label (``"fragmentation#seed=2"`` -> ``"fragmentation"``)."""
+    return label.split(SEED_MARK, 1)[0]
+
+
+def seeded_measures(measures: dict, n_seeds: int) -> dict:
+    """Each measure that samples (``Measure.samples``) once per seed 0..n_seeds-1, by run label.
+
+    Measures that do not sample, and every measure when ``n_seeds`` is 1, are run once as they
+    are. The measure's own (default) seed, 0 for every registered measure, keeps the plain name,
+    so its cached values are reused; seed k is labelled ``<name>#seed=k`` and cached apart.
+    """
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be at least 1, got {n_seeds}")
+    labelled = {}
+    for name, measure in measures.items():
+        if n_seeds == 1 or not getattr(measure, "samples", False):
+            labelled[name] = measure
+            continue
+        default_seed = measure.parameters.get("seed")
+        for seed in range(n_seeds):
+            label = name if seed == default_seed else f"{name}{SEED_MARK}{seed}"
+            labelled[label] = measure.with_params(seed=seed)
+    return labelled
 
 
 def score_table(frame: pd.DataFrame, score: str) -> pd.DataFrame:
@@ -25,38 +64,168 @@ def score_table(frame: pd.DataFrame, score: str) -> pd.DataFrame:
     return table.sort_values("mean", ascending=False)
 
 
-def comparison_markdown(frame: pd.DataFrame) -> str:
-    """One markdown table per score (measures x tasks + mean), then seconds per model."""
+def comparison_markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None,
+                        mean_interval: pd.DataFrame | None = None) -> str:
+    """Per score a markdown table (measures x tasks + mean) of value, spread and interval, the
+    chance level of each task, the paired comparison with the best measure, then seconds per model.
+
+    ``paired`` and ``mean_interval`` are the long tables of :func:`write_comparison`.
+    """
     sections = []
+    n_seeds = int(frame["seeds"].max()) if "seeds" in frame and frame["seeds"].notna().any() else 1
     for score, title in SCORES:
         table = score_table(frame, score)
         digits = 2 if score == "cmi" else 3
-        sections.append(f"**{title}** (higher is better)\n\n{table.to_markdown(floatfmt=f'.{digits}f')}")
+        shown = _cells(frame, score, table, digits, mean_interval)
+        chance = _chance_row(frame, score, table.columns, digits)
+        if chance is not None:
+            shown.loc["*chance: random measure, mean / 95th pct*"] = chance
+        sections.append(f"**{title}** (higher is better)\n\n{_markdown(shown)}")
+    legend = ["value: the score (the mean over seeds for a measure run with several seeds)"]
+    if n_seeds > 1:
+        legend.append(f"`± s`: standard deviation over the {n_seeds} seeds of a measure that samples")
+    if frame.get("cmi_low") is not None and frame["cmi_low"].notna().any():
+        legend.append("`[a, b]`: 95% bootstrap interval over the task's models (resampled with replacement)"
+                      + (" and the seeds" if n_seeds > 1 else ""))
+    if frame.get("cmi_chance_p95") is not None and frame["cmi_chance_p95"].notna().any():
+        legend.append("`°`: within chance, not above the 95th percentile of random measures' scores on the task")
+    sections.insert(0, "; ".join(legend) + ".")
+    if paired is not None and len(paired):
+        for score in PAIRED_SCORES:
+            wins = paired[paired["score"] == score].pivot(index="measure", columns="task", values="wins")
+            order = [m for m in score_table(frame, score).index if m in wins.index]
+            columns = [c for c in score_table(frame, score).columns if c in wins.columns]
+            wins = wins.loc[order, columns]
+            best = paired[paired["score"] == score].groupby("task")["best"].first()
+            text = wins.apply(lambda column: [_win_cell(v, m == best.get(column.name))
+                                              for m, v in zip(column.index, column)])
+            title = dict(SCORES)[score]
+            sections.append(f"**{title}, paired with the best measure**: fraction of the same bootstrap resamples "
+                            "(x pairs of seeds) in which the measure scores higher than the task's best (0.50: as "
+                            f"good; below 0.05 or so: reliably worse)\n\n{_markdown(text)}")
     seconds = frame.pivot(index="measure", columns="task", values="seconds_per_model").astype(float)
     sections.append(f"**seconds per model** (loading included)\n\n{seconds.to_markdown(floatfmt='.2f')}")
     return "\n\n".join(sections) + "\n"
 
 
+def _markdown(table: pd.DataFrame) -> str:
+    """A table of text cells as markdown: measure names left, values right-aligned."""
+    return table.to_markdown(colalign=("left",) + ("right",) * len(table.columns))
+
+
+def _win_cell(value, is_best: bool) -> str:
+    if is_best:
+        return "best"
+    return "" if pd.isna(value) else f"{value:.2f}"
+
+
+def _cells(frame, score, table, digits, mean_interval) -> pd.DataFrame:
+    """The score table as text: ``value ± seed std [low, high]°``."""
+    rows = frame.set_index(["measure", "task"])
+    shown = pd.DataFrame(index=table.index, columns=table.columns, dtype=object)
+    for measure in table.index:
+        for task in table.columns:
+            value = table.loc[measure, task]
+            if pd.isna(value):
+                shown.loc[measure, task] = "n/a"
+                continue
+            if task == "mean":
+                row = None if mean_interval is None else mean_interval.loc[
+                    (mean_interval["measure"] == measure) & (mean_interval["score"] == score)]
+                low, high = (np.nan, np.nan) if row is None or not len(row) else (row["low"].iloc[0],
+                                                                                 row["high"].iloc[0])
+                shown.loc[measure, task] = _cell(value, np.nan, low, high, False, digits)
+                continue
+            row = rows.loc[(measure, task)]
+            within = isinstance(row.get("within_chance"), str) and score in row["within_chance"].split()
+            shown.loc[measure, task] = _cell(value, row.get(f"{score}_seed_std", np.nan), row.get(f"{score}_low"),
+                                             row.get(f"{score}_high"), within, digits)
+    return shown
+
+
+def _cell(value, spread, low, high, within, digits) -> str:
+    text = f"{value:.{digits}f}"
+    if spread is not None and not pd.isna(spread):
+        text += f" ± {spread:.{digits}f}"
+    if low is not None and not pd.isna(low):
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return text + ("°" if within else "")
+
+
+def _chance_row(frame, score, columns, digits) -> list[str] | None:
+    if f"{score}_chance_mean" not in frame or frame[f"{score}_chance_mean"].isna().all():
+        return None
+    chance = frame.groupby("task")[[f"{score}_chance_mean", f"{score}_chance_p95"]].first()
+    row = []
+    for task in columns:
+        if task in chance.index and not pd.isna(chance.loc[task].iloc[0]):
+            row.append(f"{chance.loc[task].iloc[0]:.{digits}f} / {chance.loc[task].iloc[1]:.{digits}f}")
+        elif task == "mean" and len(chance):
+            means = chance.mean()
+            row.append(f"{means.iloc[0]:.{digits}f} / –")
+        else:
+            row.append("")
+    return row
+
+
 def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *, figures: bool = True,
-                     partial: bool = False) -> tuple[list[TaskReport], pd.DataFrame, list[Path]]:
+                     partial: bool = False, null: int = 0, bootstrap: int = 0, seed: int = DEFAULT_SEED
+                     ) -> tuple[list[TaskReport], pd.DataFrame, list[Path]]:
     """Score every (task, measure), write predictions, ``comparison.{csv,md}`` and figures.
 
-    ``task_runs`` maps each task to what ``run_measures`` computed on it; a measure that failed on
-    some model of a task is incomplete there: its row has no scores and its note says why.
+    ``task_runs`` maps each task to what ``run_measures`` computed on it, keyed by run label
+    (:func:`seeded_measures`: a measure run with several seeds has one label per seed, and one
+    report whose scores are the means over its seeds). Each label gets its ``.predict`` and
+    companion JSON (``report.report_task_run``); a measure that failed on some model of a task is
+    incomplete there: its row has no scores and its note says why. ``null`` random measures per
+    task give the chance levels, ``bootstrap`` resamples per task the intervals and the paired
+    comparison with the best measure (0 skips either). The paired comparison goes to ``paired.csv``.
     Returns the reports, the long table and the paths of the files written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports, written = [], []
+    reports, written, distributions, paired_rows = [], [], {}, []
     for task, run in task_runs.items():
-        for measure in run.results:
-            reports.append(report_task_run(run, measure, out_dir / measure, partial=partial))
-            if run.complete(measure):
-                written.append(out_dir / measure / f"{task.name}.predict")
+        by_measure: dict[str, dict[str, dict]] = {}
+        incomplete: dict[str, TaskReport] = {}
+        provenance: dict[str, TaskReport] = {}
+        for label, results in run.results.items():
+            label_report = report_task_run(run, label, out_dir / label, partial=partial)
+            measure = measure_of(label)
+            provenance.setdefault(measure, label_report)
+            if run.complete(label):
+                written.append(out_dir / label / f"{task.name}.predict")
+                by_measure.setdefault(measure, {})[label] = results
+            elif measure not in incomplete:
+                label_report.measure = measure
+                incomplete[measure] = label_report
+        for measure in incomplete:  # a measure incomplete for any seed is incomplete
+            by_measure.pop(measure, None)
+        chance = chance_levels(task.model_specs(), null, seed) if null and by_measure else None
+        task_reports = {}
+        for measure, runs in by_measure.items():
+            report, dists = _report_over_seeds(task, measure, runs, bootstrap, seed)
+            if chance is not None and report.kendall_tau is not None:
+                add_chance(report, chance)
+            report.parameters = provenance[measure].parameters
+            report.recomputed = sum(run.recomputed.get(label, 0) for label in runs)
+            task_reports[measure] = report
+            distributions[(task.name, measure)] = dists
+        reports.extend(task_reports.values())
+        reports.extend(incomplete.values())
+        if bootstrap:
+            paired_rows += _paired_with_best(task.name, task_reports, distributions)
     frame = reports_table(reports)
+    frame["seeds"] = [r.seeds.get("kendall_tau", {}).get("seeds", 1) for r in reports]
+    mean_interval, mean_paired = _over_tasks(frame, distributions) if bootstrap else (None, [])
+    paired = pd.DataFrame(paired_rows + mean_paired, columns=["task", "score", "measure", "best", "wins"])
     frame.to_csv(out_dir / "comparison.csv", index=False)
-    (out_dir / "comparison.md").write_text(comparison_markdown(frame))
+    (out_dir / "comparison.md").write_text(comparison_markdown(frame, paired, mean_interval))
     written += [out_dir / "comparison.csv", out_dir / "comparison.md"]
+    if bootstrap:
+        paired.to_csv(out_dir / "paired.csv", index=False)
+        mean_interval.to_csv(out_dir / "mean_intervals.csv", index=False)
+        written += [out_dir / "paired.csv", out_dir / "mean_intervals.csv"]
     if figures:
         for task, run in task_runs.items():
             complete = {name: results for name, results in run.results.items() if run.complete(name)}
@@ -65,8 +234,88 @@ def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *, fig
     return reports, frame, written
 
 
-def plot_task(task: Task, by_measure: dict[str, dict], frame: pd.DataFrame, folder: Path) -> Path:
-    """``<folder>/<task>.png``: each measure's value against the generalization gap, a panel each."""
+def _report_over_seeds(task: Task, measure: str, runs: dict[str, dict], bootstrap: int, seed: int
+                       ) -> tuple[TaskReport, dict[str, np.ndarray]]:
+    """One report for a measure's seeds: mean scores, their spread, the pooled bootstrap interval.
+
+    Returns the report and, by score, the bootstrap scores as (n_seeds, n_resamples) arrays.
+    """
+    per_seed, dists = [], {}
+    for results in runs.values():
+        values = {model_id: result.value for model_id, result in results.items()}
+        per_seed.append(score_predictions(task, measure, values, [r.seconds for r in results.values()]))
+        if bootstrap and per_seed[-1].kendall_tau is not None:
+            for score, scores in bootstrap_scores(values, task.model_specs(), bootstrap, seed).items():
+                dists.setdefault(score, []).append(scores)
+    if len(per_seed) == 1:
+        report = per_seed[0]
+    else:
+        first = per_seed[0]
+        report = TaskReport(task.name, measure, first.n_models, note=first.note,
+                            seconds_per_model=float(np.mean([r.seconds_per_model for r in per_seed])))
+        for score, _ in SCORES:
+            values = [getattr(r, score) for r in per_seed]
+            if any(value is None for value in values):
+                continue
+            summary = seed_summary(values)
+            setattr(report, score, summary["mean"])
+            report.seeds[score] = summary
+        report.psi = {name: float(np.mean([r.psi[name] for r in per_seed])) for name in first.psi}
+    dists = {score: np.stack(rows) for score, rows in dists.items()}
+    report.interval = {score: percentile_interval(dists[score]) for score, _ in SCORES if score in dists}
+    return report, dists
+
+
+def _paired_with_best(task: str, reports: dict[str, TaskReport], distributions: dict) -> list[dict]:
+    """Each measure against the task's best (highest score) on the same resamples."""
+    rows = []
+    for score in PAIRED_SCORES:
+        scored = {m: getattr(r, score) for m, r in reports.items()
+                  if getattr(r, score) is not None and score in distributions[(task, m)]}
+        if not scored:
+            continue
+        best = max(scored, key=scored.get)
+        for measure in scored:
+            rows.append({"task": task, "score": score, "measure": measure, "best": best,
+                         "wins": paired_win_fraction(distributions[(task, measure)][score],
+                                                     distributions[(task, best)][score])})
+    return rows
+
+
+def _over_tasks(frame: pd.DataFrame, distributions: dict) -> tuple[pd.DataFrame, list[dict]]:
+    """Intervals of each measure's mean over tasks, and the paired comparison of that mean.
+
+    Tasks are resampled independently, so resample r of the mean is the mean of the tasks'
+    resamples r (seed k with seed k). Only measures scored on every task that has the score are
+    compared, so that each mean is over the same tasks.
+    """
+    rows, paired = [], []
+    for score, _ in SCORES:
+        tasks = sorted({task for (task, _), dists in distributions.items() if score in dists})
+        means = {}
+        for measure in frame["measure"].unique():
+            parts = [distributions.get((task, measure), {}).get(score) for task in tasks]
+            if not tasks or any(part is None for part in parts):
+                continue
+            seeds = min(len(part) for part in parts)  # seed k on every task
+            means[measure] = np.mean([part[:seeds] for part in parts], axis=0)
+            low, high = percentile_interval(means[measure])
+            rows.append({"score": score, "measure": measure, "tasks": len(tasks), "low": low, "high": high})
+        if score in PAIRED_SCORES and means:
+            table = score_table(frame, score)["mean"]
+            best = max(means, key=lambda m: table[m])
+            paired += [{"task": "mean", "score": score, "measure": m, "best": best,
+                        "wins": paired_win_fraction(means[m], means[best])} for m in means]
+    return pd.DataFrame(rows, columns=["score", "measure", "tasks", "low", "high"]), paired
+
+
+def plot_task(task: Task, by_label: dict[str, dict], frame: pd.DataFrame, folder: Path) -> Path:
+    """``<folder>/<task>.png``: each measure's value against the generalization gap, a panel each.
+
+    For a measure run with several seeds the point is the mean over seeds and the horizontal bar
+    spans the seeds' values (min to max); the title gives the score with its spread, its 95%
+    bootstrap interval and the task's chance level.
+    """
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -76,19 +325,27 @@ def plot_task(task: Task, by_measure: dict[str, dict], frame: pd.DataFrame, fold
     from .scoring import generalization_gaps
 
     gaps = generalization_gaps(task.model_specs())
+    by_measure: dict[str, list[dict]] = {}
+    for label, results in by_label.items():
+        by_measure.setdefault(measure_of(label), []).append(results)
     names = list(by_measure)
     columns = min(4, len(names))
     rows = -(-len(names) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.0 * rows), squeeze=False)
     scores = frame[frame["task"] == task.name].set_index("measure")
     for axis, name in zip(axes.flat, names):
-        results = by_measure[name]
-        axis.scatter([results[m].value for m in results], [gaps[m] for m in results], s=14)
-        cmi = scores.loc[name, "cmi"]
-        tau = scores.loc[name, "kendall_tau"]
-        subtitle = "CMI n/a" if pd.isna(cmi) else f"CMI {cmi:.1f}, tau {tau:.2f}"
-        axis.set_title(f"{name}\n{subtitle}", fontsize=8)
-        axis.set_xlabel("measure", fontsize=7)
+        models = list(by_measure[name][0])
+        values = np.array([[results[m].value for m in models] for results in by_measure[name]])
+        y = [gaps[m] for m in models]
+        center = values.mean(axis=0)
+        if len(values) > 1:
+            spread = np.stack([center - values.min(axis=0), values.max(axis=0) - center])
+            axis.errorbar(center, y, xerr=spread, fmt="o", markersize=3, elinewidth=0.8, capsize=1.5)
+        else:
+            axis.scatter(center, y, s=14)
+        axis.set_title(f"{name}\n{_figure_subtitle(scores.loc[name], len(values))}", fontsize=7)
+        axis.set_xlabel("measure" + (f" (mean, min-max of {len(values)} seeds)" if len(values) > 1 else ""),
+                        fontsize=7)
         axis.set_ylabel("gap", fontsize=7)
         axis.tick_params(labelsize=6)
     for axis in list(axes.flat)[len(names):]:
@@ -100,3 +357,22 @@ def plot_task(task: Task, by_measure: dict[str, dict], frame: pd.DataFrame, fold
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _figure_subtitle(row: pd.Series, n_seeds: int) -> str:
+    cmi, tau = row["cmi"], row["kendall_tau"]
+    if pd.isna(tau):
+        return "not scored"
+    parts = ["CMI n/a" if pd.isna(cmi) else f"CMI {cmi:.1f}", f"tau {tau:.2f}"]
+    for i, score in enumerate(("cmi", "kendall_tau")):
+        if pd.isna(row[score]):
+            continue
+        digits = 1 if score == "cmi" else 2
+        if n_seeds > 1 and not pd.isna(row.get(f"{score}_seed_std")):
+            parts[i] += f"±{row[f'{score}_seed_std']:.{digits}f}"
+        if not pd.isna(row.get(f"{score}_low")):
+            parts[i] += f" [{row[f'{score}_low']:.{digits}f}, {row[f'{score}_high']:.{digits}f}]"
+    text = ", ".join(parts)
+    if not pd.isna(row.get("cmi_chance_p95")):
+        text += f"\nchance CMI {row['cmi_chance_mean']:.1f} (95th {row['cmi_chance_p95']:.1f})"
+    return text

@@ -14,8 +14,12 @@ import pandas as pd
 from .runner import TaskRun, write_predictions, write_provenance
 from .scoring import EXCEEDED, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
+from .uncertainty import bootstrap_scores, chance_levels, percentile_interval
 
 SCORE_COLUMNS = ("cmi", "kendall_tau", "granulated_kendall_tau")
+# Per score, the columns that put it in context (see ``TaskReport.uncertainty_columns``).
+UNCERTAINTY_SUFFIXES = ("low", "high", "chance_mean", "chance_p95", "p_value", "seed_std", "seed_min", "seed_max")
+UNCERTAINTY_COLUMNS = tuple(f"{score}_{suffix}" for score in SCORE_COLUMNS for suffix in UNCERTAINTY_SUFFIXES)
 
 
 @dataclass
@@ -34,15 +38,59 @@ class TaskReport:
     parameters: dict | None = None  # the measure's parameters, defaults included (None: not a registered measure)
     failed: dict[str, str] = field(default_factory=dict)  # model id -> one-line reason
     recomputed: int = 0  # cached values not reused because what made them differs
+    # Context of each score (pgdl_harness.uncertainty), by score name; empty when not computed.
+    # chance: {"mean", "p95", "p_value", "draws"} of random measures on the task.
+    chance: dict[str, dict[str, float]] = field(default_factory=dict)
+    # interval: the 95% bootstrap percentile interval (over resampled models, and seeds if any).
+    interval: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # seeds: {"mean", "std", "min", "max", "seeds"} over seeds, for a measure run with several;
+    # the score itself is then the mean over seeds.
+    seeds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {"measure": self.measure, "n_models": self.n_models, "cmi": self.cmi,
                 "kendall_tau": self.kendall_tau, "granulated_kendall_tau": self.granulated_kendall_tau,
                 "psi": self.psi, "seconds_per_model": self.seconds_per_model, "note": self.note,
-                "parameters": self.parameters, "failed": self.failed, "recomputed": self.recomputed}
+                "parameters": self.parameters, "failed": self.failed, "recomputed": self.recomputed,
+                **self.uncertainty_json()}
+
+    @property
+    def within_chance(self) -> list[str]:
+        """The scores at or below the 95th percentile of random measures' scores on the task."""
+        return [score for score, level in self.chance.items()
+                if getattr(self, score) is not None and getattr(self, score) <= level["p95"]]
+
+    def uncertainty_json(self) -> dict:
+        out = {}
+        if self.chance:
+            out["chance"] = self.chance
+            out["within_chance"] = self.within_chance
+        if self.interval:
+            out["interval_95"] = {score: list(bounds) for score, bounds in self.interval.items()}
+        if self.seeds:
+            out["seeds"] = self.seeds
+        return out
+
+    def uncertainty_columns(self) -> dict:
+        """``<score>_<suffix>`` for the suffixes of UNCERTAINTY_SUFFIXES (None where not computed)."""
+        row = dict.fromkeys(UNCERTAINTY_COLUMNS)
+        for score in SCORE_COLUMNS:
+            if score in self.interval:
+                row[f"{score}_low"], row[f"{score}_high"] = self.interval[score]
+            if score in self.chance:
+                level = self.chance[score]
+                row[f"{score}_chance_mean"], row[f"{score}_chance_p95"] = level["mean"], level["p95"]
+                row[f"{score}_p_value"] = level.get("p_value")
+            if score in self.seeds:
+                spread = self.seeds[score]
+                row[f"{score}_seed_std"], row[f"{score}_seed_min"], row[f"{score}_seed_max"] = (
+                    spread["std"], spread["min"], spread["max"])
+        row["within_chance"] = " ".join(self.within_chance)
+        return row
 
 
-def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: bool = False) -> TaskReport:
+def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: bool = False,
+                    null: int = 0, bootstrap: int = 0, seed: int = 0) -> TaskReport:
     """Write one measure's ``.predict`` file and its companion JSON for one task, and score it.
 
     A task whose every model has a value is written as ``<task>.predict`` and scored. A task with
@@ -50,7 +98,8 @@ def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: b
     unless ``partial``, which writes ``<task>.partial.predict`` (a name the kit's scorer does not
     read). Models left unmeasured by the time budget are written as the kit writes them
     (``"EXCEEDED"``), and the kit scores that 0. ``<task>.predict.json`` always says what made the
-    values, how many were recomputed and which models failed, and why.
+    values, how many were recomputed and which models failed, and why. ``null``, ``bootstrap``
+    and ``seed`` are ``score_predictions``'s.
     """
     task, out_dir = run.task, Path(out_dir)
     results = run.results.get(label, {})
@@ -61,7 +110,7 @@ def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: b
     if not failed:
         values.update(dict.fromkeys(run.exceeded, EXCEEDED))
         predictions = write_predictions(task, values, out_dir)
-        report = score_predictions(task, label, values, seconds)
+        report = score_predictions(task, label, values, seconds, null=null, bootstrap=bootstrap, seed=seed)
     else:
         if partial and values:
             predictions = write_predictions(task, values, out_dir, name=f"{task.name}.partial.predict")
@@ -80,9 +129,13 @@ def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: b
     return report
 
 
-def score_predictions(task: Task, measure: str, predictions: dict, seconds: list[float] | None = None
-                      ) -> TaskReport:
-    """Score a task's predictions against its ``model_configs.json``; problems become the note."""
+def score_predictions(task: Task, measure: str, predictions: dict, seconds: list[float] | None = None, *,
+                      null: int = 0, bootstrap: int = 0, seed: int = 0) -> TaskReport:
+    """Score a task's predictions against its ``model_configs.json``; problems become the note.
+
+    ``null`` random measures give each score's chance level and p-value, ``bootstrap`` resamples
+    of the models its 95% interval (0 skips either); both are seeded by ``seed``.
+    """
     report = TaskReport(task.name, measure, len(predictions),
                         seconds_per_model=float(np.mean(seconds)) if seconds else None)
     if any(value == EXCEEDED for value in predictions.values()):
@@ -106,16 +159,32 @@ def score_predictions(task: Task, measure: str, predictions: dict, seconds: list
     if score.cmi is None:
         notes.insert(0, "CMI undefined: the task has fewer than two hyperparameters")
     report.note = "; ".join(notes)
+    if null:
+        add_chance(report, chance_levels(specs, null, seed, source=str(task.model_configs_path)))
+    if bootstrap:
+        distributions = bootstrap_scores(predictions, specs, bootstrap, seed, source=str(task.model_configs_path))
+        report.interval = {score: percentile_interval(distributions[score])
+                           for score in SCORE_COLUMNS if score in distributions}
     return report
+
+
+def add_chance(report: TaskReport, chance: dict) -> None:
+    """Set ``report.chance`` from ``uncertainty.chance_levels`` of its task, with each score's p-value."""
+    report.chance = {}
+    for score, level in chance.items():
+        observed = getattr(report, score)
+        report.chance[score] = {"mean": level.mean, "p95": level.p95, "draws": len(level.draws),
+                                "p_value": None if observed is None else level.p_value(observed)}
 
 
 def reports_table(reports: list[TaskReport]) -> pd.DataFrame:
     """One row per (task, measure): models, CMI x100, tau, psi, seconds per model, note."""
     rows = [{"task": r.task, "measure": r.measure, "models": r.n_models, "failed": len(r.failed), "cmi": r.cmi,
              "kendall_tau": r.kendall_tau, "granulated_kendall_tau": r.granulated_kendall_tau,
-             "seconds_per_model": r.seconds_per_model, "note": r.note} for r in reports]
-    return pd.DataFrame(rows, columns=["task", "measure", "models", "failed", *SCORE_COLUMNS,
-                                       "seconds_per_model", "note"])
+             "seconds_per_model": r.seconds_per_model, "note": r.note, **r.uncertainty_columns()}
+            for r in reports]
+    return pd.DataFrame(rows, columns=["task", "measure", "models", "failed", *SCORE_COLUMNS, "seconds_per_model",
+                                       "note", *UNCERTAINTY_COLUMNS, "within_chance"])
 
 
 def report_frame(reports: list[TaskReport]) -> pd.DataFrame:
@@ -147,6 +216,7 @@ def format_table(frame: pd.DataFrame) -> str:
     for column in SCORE_COLUMNS:
         shown[column] = shown[column].map(lambda v: "undefined" if _missing(v) else f"{v:.3f}")
     shown["seconds_per_model"] = shown["seconds_per_model"].map(lambda v: "" if _missing(v) else f"{v:.2f}")
+    shown = _shown_uncertainty(shown)
     shown = shown.rename(columns={"cmi": "CMI x100", "kendall_tau": "tau",
                                   "granulated_kendall_tau": "psi", "seconds_per_model": "s/model"})
     if not shown["note"].astype(bool).any():
@@ -154,6 +224,33 @@ def format_table(frame: pd.DataFrame) -> str:
     if not shown["failed"].astype(bool).any():
         shown = shown.drop(columns="failed")
     return shown.to_string(index=False)
+
+
+_SHORT_NAMES = {"cmi": "CMI", "kendall_tau": "tau", "granulated_kendall_tau": "psi"}
+
+
+def _shown_uncertainty(shown: pd.DataFrame) -> pd.DataFrame:
+    """The uncertainty columns as text: per score ``[low, high]`` and chance ``mean/95th``."""
+    columns = [c for c in ("task", "measure", "models") if c in shown]
+    for score in SCORE_COLUMNS:
+        columns.append(score)
+        digits = 1 if score == "cmi" else 2
+        if f"{score}_low" in shown and shown[f"{score}_low"].notna().any():
+            name = f"{_SHORT_NAMES[score]} 95%"
+            shown[name] = [("" if _missing(low) else f"[{low:.{digits}f}, {high:.{digits}f}]")
+                           for low, high in zip(shown[f"{score}_low"], shown[f"{score}_high"])]
+            columns.append(name)
+        if f"{score}_chance_mean" in shown and shown[f"{score}_chance_mean"].notna().any():
+            name = f"{_SHORT_NAMES[score]} chance"
+            shown[name] = [("" if _missing(mean) else f"{mean:.{digits}f}/{p95:.{digits}f}")
+                           for mean, p95 in zip(shown[f"{score}_chance_mean"], shown[f"{score}_chance_p95"])]
+            columns.append(name)
+    if "within_chance" in shown and shown["within_chance"].fillna("").astype(bool).any():
+        shown["within chance"] = shown["within_chance"].fillna("").map(
+            lambda names: ", ".join(_SHORT_NAMES.get(name, name) for name in names.split()))
+        columns.append("within chance")
+    rest = [c for c in shown if c not in columns and c not in UNCERTAINTY_COLUMNS and c != "within_chance"]
+    return shown[columns + rest]
 
 
 def _missing(value) -> bool:

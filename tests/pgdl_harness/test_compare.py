@@ -1,9 +1,14 @@
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from pgdl_harness.compare import comparison_markdown, score_table, write_comparison
+from complexity_measure.registry import get_measure
+from pgdl_harness.cli import main
+from pgdl_harness.compare import comparison_markdown, measure_of, score_table, seeded_measures, write_comparison
 from pgdl_harness.runner import ModelResult, TaskRun
+from pgdl_harness.scoring import score_task
 
 from ..conftest import GOLDEN_DIR
 
@@ -38,3 +43,65 @@ def test_comparison_scores_each_measure_and_ranks_them(toy_task, tmp_path):
     assert (tmp_path / "figures" / "toy_data.png").stat().st_size > 10_000
     assert {r.measure for r in reports} == {"negated", "truth", "kit", "broken"}
     assert (tmp_path / "comparison.csv").read_text().splitlines()[0].startswith("task,measure,models,failed,cmi")
+
+
+def noisy_results(seed, noise=0.01):
+    rng = np.random.default_rng(seed)
+    return {m: ModelResult(m, v + noise * rng.normal(), 1.0) for m, v in GOLDEN["true_gap"]["predictions"].items()}
+
+
+def test_seeds_are_summarised_with_intervals_chance_and_paired_comparison(toy_task, tmp_path):
+    runs = {"noisy": noisy_results(0), "noisy#seed=1": noisy_results(1), "noisy#seed=2": noisy_results(2),
+            "truth": as_results("true_gap"), "kit": as_results("kit_toy_predict")}
+    reports, frame, written = write_comparison({toy_task: TaskRun(toy_task, runs)}, tmp_path, figures=True,
+                                               null=300, bootstrap=200)
+    by_measure = {r.measure: r for r in reports}
+    assert set(by_measure) == {"noisy", "truth", "kit"}
+    noisy = by_measure["noisy"]
+    seed_cmis = [score_task({m: r.value for m, r in runs[label].items()}, toy_task.model_specs()).cmi
+                 for label in ("noisy", "noisy#seed=1", "noisy#seed=2")]
+    assert len(set(seed_cmis)) == 3
+    assert noisy.cmi == pytest.approx(np.mean(seed_cmis), abs=1e-12)
+    assert noisy.seeds["cmi"]["std"] == pytest.approx(np.std(seed_cmis, ddof=1), abs=1e-12)
+    assert noisy.seeds["cmi"]["seeds"] == 3 and not by_measure["kit"].seeds
+    low, high = noisy.interval["kendall_tau"]
+    assert low < noisy.kendall_tau < high
+    # The kit's sample predictions are within chance on the toy task (CMI 12.0, chance mean ~14).
+    assert by_measure["kit"].within_chance == ["cmi", "kendall_tau", "granulated_kendall_tau"]
+    assert by_measure["truth"].within_chance == [] and by_measure["truth"].chance["cmi"]["p_value"] == 1 / 301
+    paired = pd.read_csv(tmp_path / "paired.csv")
+    tau = paired[(paired["task"] == "toy_data") & (paired["score"] == "kendall_tau")].set_index("measure")
+    assert (tau["best"] == "truth").all() and tau.loc["truth", "wins"] == 0.5
+    assert tau.loc["kit", "wins"] < 0.05
+    csv = pd.read_csv(tmp_path / "comparison.csv").set_index("measure")
+    assert csv.loc["noisy", "cmi_seed_std"] == pytest.approx(noisy.seeds["cmi"]["std"])
+    assert csv.loc["kit", "cmi_chance_p95"] == pytest.approx(by_measure["kit"].chance["cmi"]["p95"])
+    markdown = (tmp_path / "comparison.md").read_text()
+    assert f"{noisy.cmi:.2f} ± {noisy.seeds['cmi']['std']:.2f} [" in markdown
+    assert "*chance: random measure, mean / 95th pct*" in markdown and "°" in markdown
+    assert "paired with the best measure" in markdown
+    # One file per seed, as the runner caches them.
+    assert (tmp_path / "noisy#seed=2" / "toy_data.predict").exists()
+
+
+def test_seeded_measures_label_each_seed_of_a_sampling_measure():
+    measures = {name: get_measure(name) for name in ("fragmentation", "parameter_norm")}
+    labelled = seeded_measures(measures, 3)
+    assert list(labelled) == ["fragmentation", "fragmentation#seed=1", "fragmentation#seed=2", "parameter_norm"]
+    assert [labelled[label].parameters["seed"] for label in list(labelled)[:3]] == [0, 1, 2]
+    assert measure_of("fragmentation#seed=2") == "fragmentation"
+    assert seeded_measures(measures, 1) == measures
+
+
+@pytest.mark.slow
+def test_compare_seeds_on_the_toy_task(tmp_path):
+    assert main(["compare", "--data", "data", "--task", "toy_data", "--measures", "fragmentation",
+                 "parameter_norm", "--seeds", "2", "--out", str(tmp_path), "--null", "100", "--bootstrap", "100",
+                 "--no-progress", "--no-figures"]) == 0
+    values = {label: json.loads((tmp_path / label / "toy_data.predict").read_text())
+              for label in ("fragmentation", "fragmentation#seed=1", "parameter_norm")}
+    assert values["fragmentation"] != values["fragmentation#seed=1"]  # another draw of pairs
+    assert not (tmp_path / "parameter_norm#seed=1").exists()  # nothing to resample
+    frame = pd.read_csv(tmp_path / "comparison.csv").set_index("measure")
+    assert frame.loc["fragmentation", "seeds"] == 2 and frame.loc["parameter_norm", "seeds"] == 1
+    assert frame.loc["fragmentation", "cmi_seed_std"] > 0 and pd.isna(frame.loc["parameter_norm", "cmi_seed_std"])
