@@ -9,7 +9,8 @@ test error (clean labels) and, on the same paths for every width, fragmentation 
 space and at the hidden layer (``layer=-2``). The *interpolation threshold* is the smallest width
 whose training error on the noisy labels is at most ``fit_tolerance``.
 
-Writes under the output folder:
+Writes under the output folder (``runs/`` keeps every finished run, so an interrupted sweep resumes
+and more seeds can be added to a finished one):
 - ``double_descent.csv``: one row per (width, seed) with the final values;
 - ``double_descent_epochs.csv``: every ``measure_every`` epochs of every run (for the weight-norm
   experiment);
@@ -19,6 +20,8 @@ Writes under the output folder:
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -42,7 +45,7 @@ class Settings:
     n_test: int = 2000
     label_noise: float = 0.2
     widths: tuple = (2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512)
-    seeds: tuple = (0,)
+    seeds: tuple = (0, 1)  # initialisation and shuffling; the data and its noise are fixed by data_seed
     epochs: int = 200
     batch_size: int = 50
     learning_rate: float = 2e-3
@@ -53,7 +56,7 @@ class Settings:
     data_seed: int = 0
 
 
-QUICK = Settings(n_train=100, n_test=100, widths=(2, 8, 32), epochs=2, measure_every=1, n_pairs=16,
+QUICK = Settings(n_train=100, n_test=100, widths=(2, 8, 32), seeds=(0,), epochs=2, measure_every=1, n_pairs=16,
                  steps_per_execution=1)
 
 
@@ -76,29 +79,19 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
     started = time.perf_counter()
     split = load_split(settings.dataset, settings.n_train, settings.n_test, label_noise=settings.label_noise,
                        seed=settings.data_seed)
+    runs = _run_folder(out_dir, settings)
     finals, epochs = [], []
     for width in settings.widths:
         for seed in settings.seeds:
-            run_started = time.perf_counter()
-            model = build(mlp_layers(width), split.train_x.shape[1:], seed)
-            common = {"every": settings.measure_every, "verbose": 0}
-            watch = [FragmentationMonitor(split.train_x, split.train_y, measure=m, n_pairs=settings.n_pairs, **common)
-                     for m in MEASURES]
-            watch.append(FragmentationMonitor(split.train_x, split.train_y, measure="parameter_norm", **common))
-            table = fit(model, split, epochs=settings.epochs, batch_size=settings.batch_size,
-                        learning_rate=settings.learning_rate, seed=seed, callbacks=watch,
-                        errors_every=settings.measure_every, steps_per_execution=settings.steps_per_execution)
-            # The last epoch is measured whatever measure_every is: that is the model the sweep compares.
-            for monitor in watch:
-                if np.isnan(table[monitor.name].iloc[-1]):
-                    table.loc[table.index[-1], monitor.name] = monitor.measure_now()
-            final = table.iloc[-1].to_dict()
-            final.update(width=width, seed=seed, parameters=parameter_count(model),
-                         noisy_fitted=_fraction_of_noisy_labels_fitted(model, split),
-                         seconds=time.perf_counter() - run_started)
+            final_csv, epochs_csv = runs / f"width_{width}_seed_{seed}.csv", runs / f"width_{width}_seed_{seed}_epochs.csv"
+            if final_csv.is_file() and epochs_csv.is_file():
+                # Finished in an earlier call with the same settings: a sweep can be resumed or given more seeds.
+                final, table = pd.read_csv(final_csv).iloc[0].to_dict(), pd.read_csv(epochs_csv)
+            else:
+                final, table = _train_one(split, settings, width, seed)
+                table.to_csv(epochs_csv, index=False)
+                pd.DataFrame([final]).to_csv(final_csv, index=False)
             finals.append(final)
-            table.insert(0, "seed", seed)
-            table.insert(0, "width", width)
             epochs.append(table)
             log(f"width {width:4d} seed {seed}: train error {final['train_error']:.3f}, test error "
                 f"{final['test_error']:.3f}, fragmentation {final['fragmentation']:.3f} (hidden "
@@ -108,7 +101,7 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
                "parameter_norm", "loss", "epoch", "seconds"]
     finals = finals[columns]
     finals.to_csv(out_dir / f"{NAME}.csv", index=False)
-    pd.concat(epochs, ignore_index=True).dropna(subset=["fragmentation"]).to_csv(
+    pd.concat(epochs, ignore_index=True).to_csv(
         out_dir / f"{NAME}_epochs.csv", index=False)
     threshold = interpolation_threshold(finals, settings.fit_tolerance)
     plot(finals, threshold, out_dir / f"{NAME}.png", settings)
@@ -116,6 +109,42 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
     log(f"{NAME}: {len(finals)} runs in {time.perf_counter() - started:.0f} s; " + "; ".join(
         f"{k} {v}" for k, v in summary.items()))
     return finals
+
+
+def _run_folder(out_dir: Path, settings: Settings) -> Path:
+    """``out_dir/runs``, holding one finished (width, seed) run per file, for these settings only."""
+    runs = out_dir / "runs"
+    recipe = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("widths", "seeds")}
+    recipe_path = runs / "settings.json"
+    if recipe_path.is_file() and json.loads(recipe_path.read_text()) != json.loads(json.dumps(recipe)):
+        shutil.rmtree(runs)  # made with other settings: not comparable, train again
+    runs.mkdir(parents=True, exist_ok=True)
+    recipe_path.write_text(json.dumps(recipe, indent=1))
+    return runs
+
+
+def _train_one(split, settings: Settings, width: int, seed: int) -> tuple[dict, pd.DataFrame]:
+    """Train one width from one seed: its final values and its table of measured epochs."""
+    started = time.perf_counter()
+    model = build(mlp_layers(width), split.train_x.shape[1:], seed)
+    common = {"every": settings.measure_every, "verbose": 0}
+    watch = [FragmentationMonitor(split.train_x, split.train_y, measure=m, n_pairs=settings.n_pairs, **common)
+             for m in MEASURES]
+    watch.append(FragmentationMonitor(split.train_x, split.train_y, measure="parameter_norm", **common))
+    table = fit(model, split, epochs=settings.epochs, batch_size=settings.batch_size,
+                learning_rate=settings.learning_rate, seed=seed, callbacks=watch,
+                errors_every=settings.measure_every, steps_per_execution=settings.steps_per_execution)
+    # The last epoch is measured whatever measure_every is: that is the model the sweep compares.
+    for monitor in watch:
+        if np.isnan(table[monitor.name].iloc[-1]):
+            table.loc[table.index[-1], monitor.name] = monitor.measure_now()
+    final = table.iloc[-1].to_dict()
+    final.update(width=width, seed=seed, parameters=parameter_count(model),
+                 noisy_fitted=_fraction_of_noisy_labels_fitted(model, split),
+                 seconds=time.perf_counter() - started)
+    table.insert(0, "seed", seed)
+    table.insert(0, "width", width)
+    return final, table.dropna(subset=["fragmentation"])
 
 
 def summarise(finals: pd.DataFrame, threshold: float) -> dict:

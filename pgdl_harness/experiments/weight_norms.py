@@ -114,6 +114,7 @@ def plot(convnet: pd.DataFrame, sweep: pd.DataFrame, sweep_epochs: pd.DataFrame,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(12, 4))
     final = sweep.groupby("width").mean(numeric_only=True).reset_index()
@@ -127,7 +128,7 @@ def plot(convnet: pd.DataFrame, sweep: pd.DataFrame, sweep_epochs: pd.DataFrame,
     for width, group in sweep_epochs.groupby("width"):
         middle.plot(group["parameter_norm"], group["fragmentation"], marker="o", markersize=2, linewidth=0.8,
                     color=plt.cm.viridis((np.log2(width) - 1) / max(1.0, np.log2(sweep_epochs["width"].max()) - 1)))
-    middle.set_title("width sweep through training (one line per width)", fontsize=9)
+    middle.set_title("width sweep through training (one line per width, colours as left)", fontsize=9)
     points = right.scatter(convnet["parameter_norm"], convnet["fragmentation"], c=convnet["epoch"], cmap="magma",
                            s=12)
     right.set_title("convnet through training", fontsize=9)
@@ -135,8 +136,9 @@ def plot(convnet: pd.DataFrame, sweep: pd.DataFrame, sweep_epochs: pd.DataFrame,
     for axis in (left, middle, right):
         axis.set_xlabel("parameter norm (sum of squared weights)")
         axis.set_ylabel("fragmentation (input space)")
-    left.set_xscale("log")
-    middle.set_xscale("log")
+    for axis in (left, middle):
+        axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a log axis overlap
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -202,3 +202,17 @@ def test_mismatched_inputs_and_labels_are_refused():
         FragmentationMonitor(X, [0, 0, 1])
     with pytest.raises(ValueError, match="keras must be a Keras module"):
         FragmentationMonitor(X, Y, keras=np)
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Fragmentation during training"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    logged = pd.read_csv(tmp_path / "training.csv")
+    assert len(logged) == 4 and logged["fragmentation"].notna().all()
+    assert logged["fragmentation_penultimate"].notna().tolist() == [True, False, True, False]
+    assert "8448}" in capsys.readouterr().out

@@ -69,45 +69,76 @@ def test_a_measure_that_is_the_norm_has_no_partial_correlation_with_the_error():
     assert row["spearman_with_error"] == pytest.approx(row["spearman_norm_with_error"])
 
 
+@pytest.fixture(scope="module")
+def miniature_runs(tmp_path_factory):
+    """The two training experiments' miniatures, run once into one folder (as the CLI lays them out)."""
+    root = tmp_path_factory.mktemp("experiments")
+    through_training.run(root / "through_training", through_training.QUICK, log=lambda *_: None)
+    double_descent.run(root / "double_descent", double_descent.QUICK, log=lambda *_: None)
+    return root
+
+
 @pytest.mark.slow
-def test_through_training_miniature_writes_its_table_and_figure(tmp_path):
-    table = through_training.run(tmp_path, through_training.QUICK, log=lambda *_: None)
-    written = pd.read_csv(tmp_path / "through_training.csv")
+def test_through_training_miniature_writes_its_table_and_figure(miniature_runs):
+    folder = miniature_runs / "through_training"
+    written = pd.read_csv(folder / "through_training.csv")
     assert written["epoch"].tolist() == list(range(through_training.QUICK.epochs + 1))
     for column in ("train_error", "test_error", *through_training.MEASURES, "parameter_norm", "measure_seconds"):
         assert written[column].iloc[1:].notna().all(), column
     assert (written[list(through_training.MEASURES)] >= 0).all().all()
     assert written["test_error"].between(0, 1).iloc[1:].all()
-    assert len(table) == len(written)
-    assert (tmp_path / "through_training.png").stat().st_size > 10_000
+    assert (folder / "through_training.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
-def test_double_descent_miniature_writes_one_row_per_width(tmp_path):
-    settings = double_descent.QUICK
-    double_descent.run(tmp_path, settings, log=lambda *_: None)
-    finals = pd.read_csv(tmp_path / "double_descent.csv")
+def test_double_descent_miniature_writes_one_row_per_width(miniature_runs):
+    folder, settings = miniature_runs / "double_descent", double_descent.QUICK
+    finals = pd.read_csv(folder / "double_descent.csv")
     assert finals["width"].tolist() == list(settings.widths)
     assert finals["epoch"].eq(settings.epochs).all()
     for column in ("train_error", "test_error", "noisy_fitted", *double_descent.MEASURES, "parameter_norm"):
         assert finals[column].notna().all(), column
     # Wider networks have more parameters: 14x14 inputs, 10 classes.
     assert finals["parameters"].tolist() == [w * 197 + (w + 1) * 10 for w in settings.widths]
-    epochs = pd.read_csv(tmp_path / "double_descent_epochs.csv")
+    epochs = pd.read_csv(folder / "double_descent_epochs.csv")
     assert len(epochs) == len(settings.widths) * settings.epochs  # measure_every=1
-    assert (tmp_path / "double_descent.png").stat().st_size > 10_000
+    assert (folder / "double_descent.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
-def test_weight_norms_miniature_runs_the_missing_experiments_first(tmp_path, capsys):
-    assert main(["weight_norms", "--quick", "--out", str(tmp_path)]) == 0
-    table = pd.read_csv(tmp_path / "weight_norms" / "weight_norms.csv")
+def test_weight_norms_miniature_reuses_the_training_runs(miniature_runs, capsys):
+    assert main(["weight_norms", "--quick", "--out", str(miniature_runs)]) == 0
+    assert "running" not in capsys.readouterr().out  # nothing retrained
+    table = pd.read_csv(miniature_runs / "weight_norms" / "weight_norms.csv")
     assert table["setting"].tolist() == ["sweep"] * 2 + ["sweep_training"] * 2 + ["convnet_training"] * 3
     assert table["n"].tolist() == [3, 3, 6, 6, 2, 2, 2]
     # The training runs of the sweep have enough points to correlate; their coefficients are real.
     sweep_training = table[table["setting"] == "sweep_training"]
     assert sweep_training["spearman_with_norm"].between(-1, 1).all()
-    for name in ("through_training", "double_descent"):
-        assert (tmp_path / name / f"{name}.csv").is_file()
-    assert (tmp_path / "weight_norms" / "weight_norms.png").stat().st_size > 10_000
-    assert "weight_norms: wrote" in capsys.readouterr().out
+    assert (miniature_runs / "weight_norms" / "weight_norms.png").stat().st_size > 10_000
+
+
+def test_weight_norms_runs_a_missing_experiment_first(tmp_path, monkeypatch):
+    ran = []
+
+    def fake(name, frame):
+        def run(out_dir, settings, log):
+            ran.append((name, settings))
+            out_dir.mkdir(parents=True)
+            frame.to_csv(out_dir / f"{name}.csv", index=False)
+            if name == "double_descent":
+                frame.to_csv(out_dir / "double_descent_epochs.csv", index=False)
+        return run
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"epoch": range(1, 9), "width": range(1, 9), "test_error": rng.uniform(size=8),
+                          "parameter_norm": rng.uniform(size=8),
+                          **{m: rng.uniform(size=8) for m in set(through_training.MEASURES) | set(double_descent.MEASURES)}})
+    monkeypatch.setattr(through_training, "run", fake("through_training", frame))
+    monkeypatch.setattr(double_descent, "run", fake("double_descent", frame))
+    table = weight_norms.run(tmp_path / "weight_norms", quick=True, log=lambda *_: None)
+    assert ran == [("through_training", through_training.QUICK), ("double_descent", double_descent.QUICK)]
+    assert table["n"].tolist() == [8] * 7
+    row = table.iloc[0]
+    assert row["spearman_with_norm"] == pytest.approx(stats.spearmanr(frame["fragmentation"],
+                                                                      frame["parameter_norm"]).statistic)
