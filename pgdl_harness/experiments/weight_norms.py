@@ -125,10 +125,10 @@ def plot(convnet: pd.DataFrame, sweep: pd.DataFrame, sweep_epochs: pd.DataFrame,
                       xytext=(3, 3), textcoords="offset points")
     left.set_title("width sweep, final models (labels: width)", fontsize=9)
     fig.colorbar(points, ax=left, label="log2 width")
-    for width, group in sweep_epochs.groupby("width"):
+    for (width, _), group in sweep_epochs.groupby(["width", "seed"]):
         middle.plot(group["parameter_norm"], group["fragmentation"], marker="o", markersize=2, linewidth=0.8,
                     color=plt.cm.viridis((np.log2(width) - 1) / max(1.0, np.log2(sweep_epochs["width"].max()) - 1)))
-    middle.set_title("width sweep through training (one line per width, colours as left)", fontsize=9)
+    middle.set_title("width sweep through training (one line per run, colours as left)", fontsize=9)
     points = right.scatter(convnet["parameter_norm"], convnet["fragmentation"], c=convnet["epoch"], cmap="magma",
                            s=12)
     right.set_title("convnet through training", fontsize=9)
