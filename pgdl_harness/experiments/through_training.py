@@ -63,7 +63,7 @@ def convnet_layers(width: int, n_classes: int = 10) -> list[dict]:
 
 
 def monitors(split, settings: Settings, every: int = 1) -> list:
-    """The per-epoch monitors of this experiment (shared with the double-descent sweep)."""
+    """The per-epoch monitors: the three fragmentations and the parameter norm, every `every` epochs."""
     common = {"every": every, "verbose": 0, "n_pairs": settings.n_pairs}
     return [
         FragmentationMonitor(split.train_x, split.train_y, measure="fragmentation", **common),
