@@ -83,7 +83,8 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
     finals, epochs = [], []
     for width in settings.widths:
         for seed in settings.seeds:
-            final_csv, epochs_csv = runs / f"width_{width}_seed_{seed}.csv", runs / f"width_{width}_seed_{seed}_epochs.csv"
+            stem = f"width_{width}_seed_{seed}"
+            final_csv, epochs_csv = runs / f"{stem}.csv", runs / f"{stem}_epochs.csv"
             if final_csv.is_file() and epochs_csv.is_file():
                 # Finished in an earlier call with the same settings: a sweep can be resumed or given more seeds.
                 final, table = pd.read_csv(final_csv).iloc[0].to_dict(), pd.read_csv(epochs_csv)

@@ -133,7 +133,8 @@ def test_weight_norms_runs_a_missing_experiment_first(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"epoch": range(1, 9), "width": range(1, 9), "seed": 0,
                           "test_error": rng.uniform(size=8), "parameter_norm": rng.uniform(size=8),
-                          **{m: rng.uniform(size=8) for m in set(through_training.MEASURES) | set(double_descent.MEASURES)}})
+                          **{m: rng.uniform(size=8)
+                             for m in set(through_training.MEASURES) | set(double_descent.MEASURES)}})
     monkeypatch.setattr(through_training, "run", fake("through_training", frame))
     monkeypatch.setattr(double_descent, "run", fake("double_descent", frame))
     table = weight_norms.run(tmp_path / "weight_norms", quick=True, log=lambda *_: None)
