@@ -52,3 +52,9 @@ ARGS ?=
 .PHONY: task
 task: setup
 	$(PY) -m pgdl_harness make-task $(NAME) --out $(DATA) --family $(FAMILY) $(ARGS)
+
+# Mouton et al.'s observations reproduced: make experiment NAME=through_training|double_descent|weight_norms
+# (writes results/experiments/NAME/; ARGS="--quick" runs the seconds-long miniature CI runs).
+.PHONY: experiment
+experiment: setup
+	$(PY) -m pgdl_harness.experiments $(NAME) $(ARGS)

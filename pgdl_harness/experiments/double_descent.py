@@ -1,0 +1,202 @@
+"""Experiment 2: model-wise double descent, and fragmentation against width.
+
+Mouton et al. report that fragmentation follows the double-descent curve, peaking where the
+model first interpolates its training data. Following Belkin et al. (2019) and Nakkiran et al.
+(2020): two-layer ReLU networks (Flatten, Dense(width), Dense(10)) of growing width on a small
+MNIST subset (14x14) with label noise, every width trained with the same optimizer and budget
+(Adam, fixed epochs, no early stopping). After training: training error (on the noisy labels),
+test error (clean labels) and, on the same paths for every width, fragmentation in the input
+space and at the hidden layer (``layer=-2``). The *interpolation threshold* is the smallest width
+whose training error on the noisy labels is at most ``fit_tolerance``.
+
+Writes under the output folder (``runs/`` keeps every finished run, so an interrupted sweep resumes
+and more seeds can be added to a finished one):
+- ``double_descent.csv``: one row per (width, seed) with the final values;
+- ``double_descent_epochs.csv``: every ``measure_every`` epochs of every run (for the weight-norm
+  experiment);
+- ``double_descent.png``: errors and fragmentation against width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from complexity_measure.callbacks import FragmentationMonitor
+
+from .training import build, fit, load_split, parameter_count
+
+NAME = "double_descent"
+MEASURES = ("fragmentation", "fragmentation_penultimate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Sized for a shared 2-core CPU: 500 training images put the interpolation threshold of a
+    # two-layer MLP near 500 x 10 parameters (~25 hidden units), inside the sweep.
+    dataset: str = "mnist14"
+    n_train: int = 500
+    n_test: int = 2000
+    label_noise: float = 0.2
+    widths: tuple = (2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512)
+    seeds: tuple = (0, 1)  # initialisation and shuffling; the data and its noise are fixed by data_seed
+    epochs: int = 200
+    batch_size: int = 50
+    learning_rate: float = 2e-3
+    steps_per_execution: int = 10  # one compiled call per epoch
+    measure_every: int = 40
+    n_pairs: int = 256
+    fit_tolerance: float = 0.005  # "fits the training set": at most 0.5% of the training labels missed
+    data_seed: int = 0
+
+
+QUICK = Settings(n_train=100, n_test=100, widths=(2, 8, 32), seeds=(0,), epochs=2, measure_every=1, n_pairs=16,
+                 steps_per_execution=1)
+
+
+def mlp_layers(width: int, n_classes: int = 10) -> list[dict]:
+    return [{"layer_name": "Flatten"}, {"layer_name": "Dense", "units": width, "activation": "relu"},
+            {"layer_name": "Dense", "units": n_classes}]
+
+
+def interpolation_threshold(table: pd.DataFrame, tolerance: float) -> float:
+    """Smallest width whose mean (over seeds) final training error is <= ``tolerance``; NaN if none."""
+    errors = table.groupby("width")["train_error"].mean()
+    fitting = errors.index[errors <= tolerance]
+    return float(fitting.min()) if len(fitting) else float("nan")
+
+
+def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.DataFrame:
+    """Train every width and seed, write the CSVs and the figure; return the per-run table."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    split = load_split(settings.dataset, settings.n_train, settings.n_test, label_noise=settings.label_noise,
+                       seed=settings.data_seed)
+    runs = _run_folder(out_dir, settings)
+    finals, epochs = [], []
+    for width in settings.widths:
+        for seed in settings.seeds:
+            stem = f"width_{width}_seed_{seed}"
+            final_csv, epochs_csv = runs / f"{stem}.csv", runs / f"{stem}_epochs.csv"
+            if final_csv.is_file() and epochs_csv.is_file():
+                # Finished in an earlier call with the same settings: a sweep can be resumed or given more seeds.
+                final, table = pd.read_csv(final_csv).iloc[0].to_dict(), pd.read_csv(epochs_csv)
+            else:
+                final, table = _train_one(split, settings, width, seed)
+                table.to_csv(epochs_csv, index=False)
+                pd.DataFrame([final]).to_csv(final_csv, index=False)
+            finals.append(final)
+            epochs.append(table)
+            log(f"width {width:4d} seed {seed}: train error {final['train_error']:.3f}, test error "
+                f"{final['test_error']:.3f}, fragmentation {final['fragmentation']:.3f} (hidden "
+                f"{final['fragmentation_penultimate']:.3f}), {final['seconds']:.0f} s")
+    finals = pd.DataFrame(finals)
+    columns = ["width", "seed", "parameters", "train_error", "test_error", "noisy_fitted", *MEASURES,
+               "parameter_norm", "loss", "epoch", "seconds"]
+    finals = finals[columns]
+    finals.to_csv(out_dir / f"{NAME}.csv", index=False)
+    pd.concat(epochs, ignore_index=True).to_csv(
+        out_dir / f"{NAME}_epochs.csv", index=False)
+    threshold = interpolation_threshold(finals, settings.fit_tolerance)
+    plot(finals, threshold, out_dir / f"{NAME}.png", settings)
+    summary = summarise(finals, threshold)
+    log(f"{NAME}: {len(finals)} runs in {time.perf_counter() - started:.0f} s; " + "; ".join(
+        f"{k} {v}" for k, v in summary.items()))
+    return finals
+
+
+def _run_folder(out_dir: Path, settings: Settings) -> Path:
+    """``out_dir/runs``, holding one finished (width, seed) run per file, for these settings only."""
+    runs = out_dir / "runs"
+    recipe = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("widths", "seeds")}
+    recipe_path = runs / "settings.json"
+    if recipe_path.is_file() and json.loads(recipe_path.read_text()) != json.loads(json.dumps(recipe)):
+        shutil.rmtree(runs)  # made with other settings: not comparable, train again
+    runs.mkdir(parents=True, exist_ok=True)
+    recipe_path.write_text(json.dumps(recipe, indent=1))
+    return runs
+
+
+def _train_one(split, settings: Settings, width: int, seed: int) -> tuple[dict, pd.DataFrame]:
+    """Train one width from one seed: its final values and its table of measured epochs."""
+    started = time.perf_counter()
+    model = build(mlp_layers(width), split.train_x.shape[1:], seed)
+    common = {"every": settings.measure_every, "verbose": 0}
+    watch = [FragmentationMonitor(split.train_x, split.train_y, measure=m, n_pairs=settings.n_pairs, **common)
+             for m in MEASURES]
+    watch.append(FragmentationMonitor(split.train_x, split.train_y, measure="parameter_norm", **common))
+    table = fit(model, split, epochs=settings.epochs, batch_size=settings.batch_size,
+                learning_rate=settings.learning_rate, seed=seed, callbacks=watch,
+                errors_every=settings.measure_every, steps_per_execution=settings.steps_per_execution)
+    # The last epoch is measured whatever measure_every is: that is the model the sweep compares.
+    for monitor in watch:
+        if np.isnan(table[monitor.name].iloc[-1]):
+            table.loc[table.index[-1], monitor.name] = monitor.measure_now()
+    final = table.iloc[-1].to_dict()
+    final.update(width=width, seed=seed, parameters=parameter_count(model),
+                 noisy_fitted=_fraction_of_noisy_labels_fitted(model, split),
+                 seconds=time.perf_counter() - started)
+    table.insert(0, "seed", seed)
+    table.insert(0, "width", width)
+    return final, table.dropna(subset=["fragmentation"])
+
+
+def summarise(finals: pd.DataFrame, threshold: float) -> dict:
+    """Where the test error and each fragmentation peak (widths of the mean over seeds), and the threshold."""
+    mean = finals.groupby("width").mean(numeric_only=True)
+    summary = {"interpolation threshold width": threshold,
+               "peak test error width": int(mean["test_error"].idxmax()),
+               "peak test error": round(float(mean["test_error"].max()), 4)}
+    for measure in MEASURES:
+        summary[f"peak {measure} width"] = int(mean[measure].idxmax())
+    return summary
+
+
+def _fraction_of_noisy_labels_fitted(model, split) -> float:
+    """Share of the mislabelled training examples the model predicts with their *noisy* label."""
+    noisy = split.noisy
+    if not noisy.any():
+        return float("nan")
+    predicted = np.argmax(model(split.train_x[noisy], training=False), axis=1)
+    return float(np.mean(predicted == split.train_y[noisy]))
+
+
+def plot(finals: pd.DataFrame, threshold: float, path: Path, settings: Settings) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grouped = finals.groupby("width")
+    mean, low, high = grouped.mean(numeric_only=True), grouped.min(numeric_only=True), grouped.max(numeric_only=True)
+    widths = mean.index.to_numpy()
+    fig, (errors, frag) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    for column, label, color in (("train_error", "training error (noisy labels)", "tab:blue"),
+                                 ("test_error", "test error", "tab:red")):
+        errors.plot(widths, mean[column], marker="o", markersize=3, label=label, color=color)
+        errors.fill_between(widths, low[column], high[column], color=color, alpha=0.2, linewidth=0)
+    errors.set_ylabel("error")
+    errors.set_title(f"Two-layer MLPs on {settings.n_train} MNIST digits (14x14), {settings.label_noise:.0%} "
+                     f"label noise, {settings.epochs} epochs of Adam, {len(settings.seeds)} seed(s)", fontsize=9)
+    for measure, label, color in (("fragmentation", "input space", "tab:purple"),
+                                  ("fragmentation_penultimate", "hidden layer (layer=-2)", "tab:orange")):
+        frag.plot(widths, mean[measure], marker="o", markersize=3, label=label, color=color)
+        frag.fill_between(widths, low[measure], high[measure], color=color, alpha=0.2, linewidth=0)
+    frag.set_ylabel("class changes per same-class path")
+    frag.set_xlabel("hidden units (log scale)")
+    for axis in (errors, frag):
+        axis.set_xscale("log", base=2)
+        if np.isfinite(threshold):
+            axis.axvline(threshold, color="black", linestyle="--", linewidth=1,
+                         label=f"interpolation threshold (width {threshold:g})")
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
