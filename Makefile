@@ -49,3 +49,10 @@ ARGS ?=
 .PHONY: task
 task: setup
 	$(PY) -m pgdl_harness make-task $(NAME) --out $(DATA) --family $(FAMILY) $(ARGS)
+
+# The development suite (pgdl_harness/taskgen/dev_suite.py), outside data/: CI never uses it.
+# Run again to finish an interrupted generation; finished tasks are skipped.
+DEV_DATA ?= dev_data
+.PHONY: dev-suite
+dev-suite: setup
+	$(PY) -m pgdl_harness.taskgen.dev_suite --out $(DEV_DATA)
