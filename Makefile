@@ -58,3 +58,10 @@ task: setup
 .PHONY: experiment
 experiment: setup
 	$(PY) -m pgdl_harness.experiments $(NAME) $(ARGS)
+
+# The development suite (pgdl_harness/taskgen/dev_suite.py), outside data/: CI never uses it.
+# Run again to finish an interrupted generation; finished tasks are skipped.
+DEV_DATA ?= dev_data
+.PHONY: dev-suite
+dev-suite: setup
+	$(PY) -m pgdl_harness.taskgen.dev_suite --out $(DEV_DATA)

