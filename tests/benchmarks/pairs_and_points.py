@@ -6,8 +6,8 @@ and the 9/17/33-point grids are every 8th/4th/2nd point of the 65-point grid ove
 ``t`` range. Per model and seed it stores the class and top-2 margin at every point of 2048
 same-class paths (65 points, t in [-0.5, 1.5]); ``adaptive_rules.py`` reads the same files.
 
-Run: `make bench-pairs` (collects into results/bench_pairs/, resumable, ~30 min on a 2-core CPU
-for the two bundled image tasks and 3 seeds), then it prints the table.
+Run: `make bench-pairs` (collects into results/bench_pairs/, resumable, 30-60 min on a
+2-core CPU for the two bundled image tasks and 3 seeds), then it prints the table.
 """
 
 import argparse
@@ -23,8 +23,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from complexity_measure.fragmentation import (DEFAULT_EXTEND, draw_pairs, path_point_predictions,  # noqa: E402
-                                              path_positions)
+from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_EXTEND,  # noqa: E402
+                                              DEFAULT_REFINE_MARGIN, count_changes_adaptively, draw_pairs,
+                                              path_point_predictions, path_positions)
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.scoring import score_task  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
@@ -71,23 +72,57 @@ def mean_changes(classes: np.ndarray, n_pairs: int, n_points: int) -> float:
     return float(np.mean(np.sum(grid[:, 1:] != grid[:, :-1], axis=1)))
 
 
+def adaptive_passes_per_path(cache: Path, task, seed: int, n_points: int) -> float:
+    """Mean forward passes per path of adaptive counting (the defaults) on the ``n_points`` sub-grid."""
+    step = (MAX_POINTS - 1) // (n_points - 1)
+    passes = []
+    for model_id in task.model_ids:
+        stored = np.load(cache_file(cache, task, model_id, seed))
+        classes, margins = stored["classes"][:, ::step].astype(np.int64), stored["margins"][:, ::step].astype(float)
+        _, evaluations = count_changes_adaptively(lambda rows, columns: (classes[rows, columns], margins[rows, columns]),
+                                                  len(classes), n_points, coarse_points=DEFAULT_COARSE_POINTS,
+                                                  refine_margin=DEFAULT_REFINE_MARGIN)
+        passes.append(evaluations.mean())
+    return float(np.mean(passes))
+
+
 def table(tasks, seeds, cache: Path) -> None:
-    """Print, per task, CMI and tau for every (n_pairs, n_points): mean +- sd over seeds (and range)."""
+    """Print, per task, CMI and tau for every (n_pairs, n_points): mean +- sd over seeds (and range).
+
+    Then the cheapest cell (in adaptive forward passes) whose mean CMI and mean tau are both within
+    one standard deviation (over seeds) of the most expensive cell's, on every task.
+    """
+    within = {}
     for task in tasks:
         specs = task.model_specs()
         by_seed = [load_classes(cache, task, seed) for seed in seeds]
-        print(f"\n{task.name}: CMI x100 and Kendall's tau, mean +- sd over pair seeds {seeds}\n")
-        print("| n_pairs | n_points | passes/model | CMI | tau |")
+        passes = {n_points: adaptive_passes_per_path(cache, task, seeds[0], n_points) for n_points in POINT_COUNTS}
+        print(f"\n{task.name}: CMI x100 and Kendall's tau over pair seeds {seeds}: mean +- sd (min - max); "
+              f"passes per model of adaptive counting (dense: n_pairs x n_points)\n")
+        print("| n_pairs | n_points | adaptive passes | CMI x100 | tau |")
         print("|---:|---:|---:|---|---|")
+        cells = {}
         for n_points in POINT_COUNTS:
             for n_pairs in PAIR_COUNTS:
-                scores = [score_task({f"model_{m}".replace("model_model_", "model_"): mean_changes(c, n_pairs, n_points)
-                                      for m, c in classes.items()}, specs) for classes in by_seed]
-                cmi = np.array([s.cmi for s in scores])
-                tau = np.array([s.kendall_tau for s in scores])
-                print(f"| {n_pairs} | {n_points} | {n_pairs * n_points} | {cmi.mean():.2f} +- {cmi.std(ddof=1):.2f} "
-                      f"({cmi.min():.2f}-{cmi.max():.2f}) | {tau.mean():.3f} +- {tau.std(ddof=1):.3f} "
-                      f"({tau.min():.3f}-{tau.max():.3f}) |", flush=True)
+                scores = [score_task({model_id: mean_changes(c, n_pairs, n_points) for model_id, c in classes.items()},
+                                     specs) for classes in by_seed]
+                cmi = np.array([score.cmi for score in scores])
+                tau = np.array([score.kendall_tau for score in scores])
+                cells[n_pairs, n_points] = cmi, tau
+                print(f"| {n_pairs} | {n_points} | {n_pairs * passes[n_points]:,.0f} | {cmi.mean():.2f} +- "
+                      f"{cmi.std(ddof=1):.2f} ({cmi.min():.2f} - {cmi.max():.2f}) | {tau.mean():.3f} +- "
+                      f"{tau.std(ddof=1):.3f} ({tau.min():.3f} - {tau.max():.3f}) |", flush=True)
+        cmi_best, tau_best = cells[max(PAIR_COUNTS), max(POINT_COUNTS)]
+        for cell, (cmi, tau) in cells.items():
+            ok = (abs(cmi.mean() - cmi_best.mean()) <= cmi_best.std(ddof=1)
+                  and abs(tau.mean() - tau_best.mean()) <= tau_best.std(ddof=1))
+            within.setdefault(cell, []).append((ok, cell[0] * passes[cell[1]]))
+    good = [(sum(cost for _, cost in results), cell) for cell, results in within.items()
+            if all(ok for ok, _ in results)]
+    cost, (n_pairs, n_points) = min(good)
+    print(f"\ncheapest setting within one sd (over seeds) of n_pairs={max(PAIR_COUNTS)}, n_points={max(POINT_COUNTS)} "
+          f"on CMI and tau of every task: n_pairs={n_pairs}, n_points={n_points} "
+          f"({cost / len(tasks):,.0f} adaptive passes per model on average)")
 
 
 def main():
