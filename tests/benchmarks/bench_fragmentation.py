@@ -103,27 +103,35 @@ def implementation_comparison():
 
 
 def task1_like_vgg():
-    """VGG-like convnet shaped like PGDL task 1's (CIFAR-10): ~1.5M parameters at 32x32x3."""
+    """VGG-like convnet shaped like PGDL task 1's (CIFAR-10): ~1.4M parameters at 32x32x3.
+
+    Three conv blocks (32, 64, 128 channels, each pooled) and two dense layers of 512, where most
+    parameters sit: ~23 MFLOPs per image.
+    """
     tf.keras.utils.set_random_seed(1)
     layers = tf.keras.layers
     blocks = []
-    for width in (64, 128, 256):
-        blocks += [layers.Conv2D(width, 3, padding="same", activation="relu"),
-                   layers.Conv2D(width, 3, padding="same", activation="relu"), layers.MaxPooling2D()]
-    model = tf.keras.Sequential(blocks + [layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(10)])
+    for width in (32, 64, 128):
+        blocks += [layers.Conv2D(width, 3, padding="same", activation="relu"), layers.MaxPooling2D()]
+    model = tf.keras.Sequential(blocks + [layers.Flatten(), layers.Dense(512, activation="relu"),
+                                          layers.Dense(512, activation="relu"), layers.Dense(10)])
     model.build([None, 32, 32, 3])
     return model
 
 
 def task2_like_nin():
-    """Network-in-Network shaped like PGDL task 2's (SVHN): ~0.9M parameters at 32x32x3."""
+    """Network-in-Network shaped like PGDL task 2's (SVHN): ~0.9M parameters at 32x32x3.
+
+    Three blocks of a strided 3x3 conv and two 1x1 convs (96, 192, 256 channels), 1x1 conv to
+    the 10 classes and global average pooling: ~60 MFLOPs per image.
+    """
     tf.keras.utils.set_random_seed(2)
     layers = tf.keras.layers
     blocks = []
-    for stride in (1, 2, 2):
-        blocks += [layers.Conv2D(192, 3, strides=stride, padding="same", activation="relu"),
-                   layers.Conv2D(192, 1, activation="relu"), layers.Conv2D(192, 1, activation="relu")]
-    model = tf.keras.Sequential(blocks[:-1] + [layers.Conv2D(10, 1), layers.GlobalAveragePooling2D()])
+    for width in (96, 192, 256):
+        blocks += [layers.Conv2D(width, 3, strides=2, padding="same", activation="relu"),
+                   layers.Conv2D(width, 1, activation="relu"), layers.Conv2D(width, 1, activation="relu")]
+    model = tf.keras.Sequential(blocks + [layers.Conv2D(10, 1), layers.GlobalAveragePooling2D()])
     model.build([None, 32, 32, 3])
     return model
 
