@@ -37,9 +37,18 @@ test-fast: setup
 clean:
 	rm -rf $(VENV) results .pytest_cache *.egg-info
 
-.PHONY: bench
+# Benchmarks print timings and ratios (not timed tests): implementations and PGDL-sized models,
+# then adaptive against dense counting on every bundled image model (~10 min on 2 cores).
+.PHONY: bench bench-pairs
 bench: setup
 	$(PY) tests/benchmarks/bench_fragmentation.py
+	$(PY) tests/benchmarks/bench_adaptive.py
+
+# How CMI and tau move with n_pairs and n_points over 3 pair seeds (~30-60 min; cached in
+# results/bench_pairs/, resumable), then the adaptive-rule ablation on the same evaluations.
+bench-pairs: setup
+	$(PY) tests/benchmarks/pairs_and_points.py
+	$(PY) tests/benchmarks/adaptive_rules.py
 
 .PHONY: regression-update
 regression-update: setup

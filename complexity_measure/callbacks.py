@@ -121,6 +121,9 @@ class _MonitorLogic:
         self.verbose = int(verbose)
         self.measure_params = dict(measure_params)
         self.forward_passes = fragmentation_forward_passes(self.function, self.measure_params)
+        settings = fragmentation_settings(self.function, self.measure_params) or {}
+        # Adaptive counting (fragmentation's default) evaluates only part of the dense grid.
+        self.forward_passes_exact = settings.get("counting") == "dense"
         self.last_cost: dict | None = None
         self.records: list[dict] = []
         self.total_seconds = 0.0
@@ -142,7 +145,7 @@ class _MonitorLogic:
             where = {"train_begin": "before training", "epoch": f"epoch {epoch}",
                      "batch": f"epoch {epoch} batch {batch}"}[stage]
             passes = "forward passes not known" if self.forward_passes is None \
-                else f"{self.forward_passes:,} forward passes"
+                else f"{'' if self.forward_passes_exact else 'at most '}{self.forward_passes:,} forward passes"
             print(f"{type(self).__name__}: {self.name} = {value:.4f} {where} "
                   f"({self.last_cost['seconds']:.2f} s, {passes})")
         return value
@@ -179,11 +182,25 @@ class _MonitorLogic:
 def fragmentation_forward_passes(function: Callable, params: dict) -> int | None:
     """Examples run through (part of) the network by one call of ``function`` with ``params``.
 
-    Known for ``fragmentation.fragmentation_score`` (also behind a ``functools.partial``, as the
-    registry binds it): ``n_pairs * n_points`` points classified by the network (the part after
+    Known for ``fragmentation.fragmentation_score`` (a registered ``Measure`` of it, or behind a
+    ``functools.partial``): ``n_pairs * n_points`` points classified by the network (the part after
     ``layer``), plus ``2 * n_pairs`` passes through the part up to ``layer`` when ``layer`` is set.
+    That is the dense grid's count: exact with ``counting="dense"``, an upper bound with adaptive
+    counting (the default), which evaluates only the points where the class may change.
     None for any other measure.
     """
+    settings = fragmentation_settings(function, params)
+    if settings is None:
+        return None
+    passes = int(settings["n_pairs"]) * int(settings["n_points"])
+    if settings.get("layer") is not None:
+        passes += 2 * int(settings["n_pairs"])
+    return passes
+
+
+def fragmentation_settings(function: Callable, params: dict) -> dict | None:
+    """Every parameter ``fragmentation_score`` is called with by ``function`` and ``params``
+    (defaults included), or None when ``function`` is not fragmentation."""
     keywords: dict = {}
     if isinstance(function, Measure):
         function, keywords = function.function, dict(function.fixed)
@@ -194,8 +211,4 @@ def fragmentation_forward_passes(function: Callable, params: dict) -> int | None
         return None
     defaults = {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()
                 if parameter.default is not inspect.Parameter.empty}
-    settings = {**defaults, **keywords, **params}
-    passes = int(settings["n_pairs"]) * int(settings["n_points"])
-    if settings.get("layer") is not None:
-        passes += 2 * int(settings["n_pairs"])
-    return passes
+    return {**defaults, **keywords, **params}

@@ -172,6 +172,9 @@ def get_measure(name: str, **parameters) -> Measure:
 register("fragmentation", fragmentation.fragmentation_score,
          "class changes per path between same-class training pairs, input space, paths extended "
          "by half their length beyond both ends (the default measure)")
+register("fragmentation_dense", fragmentation.fragmentation_score,
+         "the default measure counted on every point of its grid (adaptive counting, the default, "
+         "agrees on >= 99.9% of the bundled image tasks' paths)", counting="dense")
 register("fragmentation_any", fragmentation.fragmentation_score,
          "class changes per path between any two training examples, input space", pairs="any")
 register("fragmentation_different_class", fragmentation.fragmentation_score,

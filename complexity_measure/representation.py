@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .forward import DEFAULT_BATCH_SIZE, activation_layer_indices, layer_output_batches, representations, \
-    resolve_layer_index
+from .forward import DEFAULT_BATCH_SIZE, activation_layer_indices, layer_output_batches, resolve_layer_index
 from .sampling import training_sample
 
 # Defaults, and why:
@@ -206,11 +205,17 @@ def _clustering_per_layer(score, model, inputs, labels, layers, n_examples, seed
         raise ValueError(f"clustering by class needs between 2 and n_examples - 1 = {len(labels) - 1} "
                          f"classes among the sampled examples, got {n_classes} classes in {len(labels)} "
                          f"examples")
+    hidden = _hidden_layers(model, layers)
+    # Every layer's representation from one forward pass (a pass per layer would run the early
+    # layers once per later layer), kept as float32 until its turn to be scored.
+    parts = [[] for _ in hidden]
+    for outputs in layer_output_batches(model, inputs, hidden, batch_size):
+        for part, output in zip(parts, outputs):
+            part.append(output.reshape(len(output), -1))
     values = {}
-    for layer in _hidden_layers(model, layers):
-        features = representations(model, inputs, layer, batch_size)
+    for layer, part in zip(hidden, parts):
         # float64: scikit-learn upcasts float32 distances chunk by chunk, ~20x slower for silhouette.
-        values[layer] = float(score(features.reshape(len(features), -1).astype(np.float64), labels))
+        values[layer] = float(score(np.concatenate(part).astype(np.float64), labels))
     return values
 
 

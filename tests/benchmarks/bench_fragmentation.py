@@ -1,18 +1,36 @@
-"""How the fragmentation score's forward passes compare with the obvious alternatives.
+"""How fast the measures run: against the obvious alternatives and against the forward pass.
 
-Prints seconds and ratios to the compiled, chunked implementation (timings on shared machines
-vary by ~30% from run to run: read the ratios within one run). Run: `make bench`.
+Part 1 compares the compiled, chunked dense counting with the obvious alternatives on a small
+convnet. Part 2 measures, in one process, PGDL-sized models (a task1-like VGG and a task2-like
+Network-in-Network at 32x32x3 with random weights, and the first trained model of each bundled
+image task): the raw compiled forward throughput (images/s at the measures' batch size), each
+registered fragmentation variant's model evaluations per second and their ratio, seconds per
+model for every registered measure, and dense against adaptive counting. Its last line is
+`lowest measure/forward throughput ratio: R` over the fragmentation variants.
+
+Timings on shared machines vary by ~30% from run to run: read the ratios within one run.
+Run: `make bench`.
 """
 
 import os
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from complexity_measure.fragmentation import path_class_changes, path_positions  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from complexity_measure import fragmentation  # noqa: E402
+from complexity_measure.forward import DEFAULT_BATCH_SIZE, compiled, model_layers  # noqa: E402
+from complexity_measure.fragmentation import fragmentation_score, path_class_changes, path_positions  # noqa: E402
+from complexity_measure.registry import MEASURES  # noqa: E402
+from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
+from pgdl_harness.tasks import find_tasks  # noqa: E402
 
 
 def small_convnet():
@@ -62,7 +80,7 @@ def timed(function, repeats=3):
     return best, result
 
 
-def main():
+def implementation_comparison():
     model = small_convnet()
     rng = np.random.default_rng(0)
     starts, ends = rng.random((2, 128, 28, 28, 1), dtype=np.float32)
@@ -81,6 +99,135 @@ def main():
     for batch_size in (64, 128, 512, 1024):
         seconds, _ = timed(lambda: path_class_changes(model, starts, ends, positions, batch_size=batch_size))
         print(f"ours, batch_size={batch_size:<5}{'':15} {seconds:7.3f} s   {seconds / ours:5.2f}x ours (256)")
+
+
+
+def task1_like_vgg():
+    """VGG-like convnet shaped like PGDL task 1's (CIFAR-10): ~1.4M parameters at 32x32x3.
+
+    Three conv blocks (32, 64, 128 channels, each pooled) and two dense layers of 512, where most
+    parameters sit: ~23 MFLOPs per image.
+    """
+    tf.keras.utils.set_random_seed(1)
+    layers = tf.keras.layers
+    blocks = []
+    for width in (32, 64, 128):
+        blocks += [layers.Conv2D(width, 3, padding="same", activation="relu"), layers.MaxPooling2D()]
+    model = tf.keras.Sequential(blocks + [layers.Flatten(), layers.Dense(512, activation="relu"),
+                                          layers.Dense(512, activation="relu"), layers.Dense(10)])
+    model.build([None, 32, 32, 3])
+    return model
+
+
+def task2_like_nin():
+    """Network-in-Network shaped like PGDL task 2's (SVHN): ~0.9M parameters at 32x32x3.
+
+    Three blocks of a strided 3x3 conv and two 1x1 convs (96, 192, 256 channels), 1x1 conv to
+    the 10 classes and global average pooling: ~60 MFLOPs per image.
+    """
+    tf.keras.utils.set_random_seed(2)
+    layers = tf.keras.layers
+    blocks = []
+    for width in (96, 192, 256):
+        blocks += [layers.Conv2D(width, 3, strides=2, padding="same", activation="relu"),
+                   layers.Conv2D(width, 1, activation="relu"), layers.Conv2D(width, 1, activation="relu")]
+    model = tf.keras.Sequential(blocks + [layers.Conv2D(10, 1), layers.GlobalAveragePooling2D()])
+    model.build([None, 32, 32, 3])
+    return model
+
+
+def random_data(n=2000, shape=(32, 32, 3), n_classes=10):
+    rng = np.random.default_rng(0)
+    return rng.random((n,) + shape, dtype=np.float32), rng.integers(0, n_classes, size=n)
+
+
+def forward_throughput(model, inputs, seconds=3.0):
+    """Images per second of one compiled call on a batch of the measures' size (best of runs)."""
+    call = compiled(model_layers(model))
+    batch = tf.constant(inputs[:DEFAULT_BATCH_SIZE])
+    call(batch).numpy()
+    best, spent = 0.0, 0.0
+    while spent < seconds:
+        start = time.perf_counter()
+        call(batch).numpy()
+        elapsed = time.perf_counter() - start
+        spent += elapsed
+        best = max(best, len(batch) / elapsed)
+    return best
+
+
+class EvaluationCounter:
+    """Counts the points the fragmentation functions send through the network (dense and adaptive)."""
+
+    def __init__(self):
+        self.count = 0
+        self._dense, self._evaluator_call = fragmentation.path_class_changes, fragmentation._PathEvaluator.__call__
+
+    def __enter__(self):
+        counter = self
+
+        def dense(model, starts, ends, positions, **options):
+            counter.count += len(starts) * len(positions)
+            return counter._dense(model, starts, ends, positions, **options)
+
+        def evaluate(evaluator, rows, t):
+            counter.count += len(rows)
+            return counter._evaluator_call(evaluator, rows, t)
+
+        fragmentation.path_class_changes, fragmentation._PathEvaluator.__call__ = dense, evaluate
+        return self
+
+    def __exit__(self, *exc):
+        fragmentation.path_class_changes, fragmentation._PathEvaluator.__call__ = self._dense, self._evaluator_call
+
+
+def seconds_of(function):
+    start = time.perf_counter()
+    value = function()
+    return time.perf_counter() - start, value
+
+
+def pgdl_sized_models():
+    models = [("task1-like VGG, random weights", task1_like_vgg, random_data()),
+              ("task2-like NiN, random weights", task2_like_nin, random_data())]
+    for task in find_tasks(REPO / "data", ["mnist_vgg", "mnist_nin_bn"]):
+        models.append((f"{task.name}/{task.model_ids[0]}, trained",
+                       lambda task=task: load_model(task.model_folder(task.model_ids[0])), load_arrays(task)))
+    return models
+
+
+def measure_throughput():
+    lowest = np.inf
+    for name, build, (inputs, labels) in pgdl_sized_models():
+        model = build()
+        images = forward_throughput(model, inputs)
+        print(f"\n{name}: {model.count_params():,} parameters, input {inputs.shape[1:]}, "
+              f"compiled forward {images:,.0f} images/s (batch {DEFAULT_BATCH_SIZE})")
+        print(f"  {'measure':<30} {'s/model':>8} {'evaluations':>11} {'eval/s':>9} {'ratio':>6}")
+        for measure_name, measure in MEASURES.items():
+            with EvaluationCounter() as counter:
+                try:
+                    seconds, _ = seconds_of(lambda: measure(model, inputs, labels))
+                except Exception as error:  # a benchmark row, not a failure: e.g. no initial weights
+                    print(f"  {measure_name:<30} cannot run: {str(error).splitlines()[0][:70]}")
+                    continue
+            if counter.count:
+                ratio = counter.count / seconds / images
+                lowest = min(lowest, ratio)
+                print(f"  {measure_name:<30} {seconds:8.2f} {counter.count:11,} {counter.count / seconds:9,.0f} "
+                      f"{ratio:6.2f}")
+            else:
+                print(f"  {measure_name:<30} {seconds:8.2f}")
+        dense, _ = seconds_of(lambda: fragmentation_score(model, inputs, labels, counting="dense"))
+        adaptive, _ = seconds_of(lambda: fragmentation_score(model, inputs, labels))
+        print(f"  default measure: dense {dense:.2f} s, adaptive {adaptive:.2f} s per model "
+              f"({dense / adaptive:.1f}x faster)")
+    print(f"\nlowest measure/forward throughput ratio: {lowest:.2f}")
+
+
+def main():
+    implementation_comparison()
+    measure_throughput()
 
 
 if __name__ == "__main__":

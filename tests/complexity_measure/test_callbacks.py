@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from complexity_measure.callbacks import (FragmentationMonitor, fragmentation_forward_passes,
                                           fragmentation_monitor_class)
-from complexity_measure.fragmentation import fragmentation_score
+from complexity_measure.fragmentation import DEFAULT_N_PAIRS, DEFAULT_N_POINTS, fragmentation_score
 from complexity_measure.registry import get_measure
 
 PHASE = 0.1  # keeps the class boundaries off the path's grid points and ends
@@ -41,9 +41,12 @@ def scheduled_frequency(keras, model, schedule):
 
 
 # Two examples of one class at x=0 and x=1: every same-class path runs between them, exactly.
+# Counted on the dense grid: a sine of k whole periods looks the same at the ends and the middle
+# of the path, so adaptive counting (which refines only where the class or margin may change)
+# would see nothing there; the counting rule is fragmentation's business, tested with it.
 X = np.array([[0.0], [1.0]], np.float32)
 Y = np.array([0, 0])
-EXACT = {"n_pairs": 4, "n_points": 401, "extend": 0.0}
+EXACT = {"n_pairs": 4, "n_points": 401, "extend": 0.0, "counting": "dense"}
 
 
 def fit(keras, model, callbacks, epochs=len(SCHEDULE)):
@@ -116,7 +119,7 @@ def test_measure_params_reach_the_registered_measure():
     value = monitor.measure_now()
     assert value == fragmentation_score(model, x, y, pairs="any", n_pairs=64, seed=5)
     assert monitor.name == "fragmentation_any"
-    assert monitor.last_cost["forward_passes"] == 64 * 33
+    assert monitor.last_cost["forward_passes"] == 64 * DEFAULT_N_POINTS
 
 
 def test_measuring_changes_no_weight_and_no_statistic(keras):
@@ -175,13 +178,13 @@ def test_cost_is_stated_per_call(keras, capsys):
 
 def test_forward_passes_follow_the_registered_parameters():
     penultimate = get_measure("fragmentation_penultimate")  # layer=-2 is fixed by the registry
-    assert fragmentation_forward_passes(penultimate, {}) == 512 * 33 + 2 * 512
-    assert fragmentation_forward_passes(penultimate, {"n_pairs": 8, "layer": None}) == 8 * 33
+    assert fragmentation_forward_passes(penultimate, {}) == DEFAULT_N_PAIRS * DEFAULT_N_POINTS + 2 * DEFAULT_N_PAIRS
+    assert fragmentation_forward_passes(penultimate, {"n_pairs": 8, "layer": None}) == 8 * DEFAULT_N_POINTS
     assert fragmentation_forward_passes(get_measure("jacobian_norm"), {}) is None
     monitor = FragmentationMonitor(np.zeros((4, 3), np.float32), [0, 1, 0, 1], measure="fragmentation_penultimate",
                                    n_pairs=8)
     assert monitor.function.parameters["layer"] == -2 and monitor.function.parameters["n_pairs"] == 8
-    assert monitor.forward_passes == 8 * 33 + 2 * 8
+    assert monitor.forward_passes == 8 * DEFAULT_N_POINTS + 2 * 8
 
 
 def test_one_class_per_keras_each_a_subclass_of_its_callback(keras):
@@ -219,4 +222,4 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
     logged = pd.read_csv(tmp_path / "training.csv")
     assert len(logged) == 4 and logged["fragmentation"].notna().all()
     assert logged["fragmentation_penultimate"].notna().tolist() == [True, False, True, False]
-    assert "8448}" in capsys.readouterr().out
+    assert f"{256 * DEFAULT_N_POINTS}}}" in capsys.readouterr().out

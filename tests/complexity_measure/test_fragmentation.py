@@ -1,11 +1,13 @@
+import functools
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from complexity_measure.fragmentation import (aggregate_changes, draw_pairs, fragmentation_score,
-                                              path_class_changes, path_positions)
+from complexity_measure.fragmentation import (adaptive_path_class_changes, aggregate_changes,
+                                              count_changes_adaptively, draw_pairs, fragmentation_score,
+                                              path_class_changes, path_point_predictions, path_positions)
 
 PHASE = 0.1  # keeps the class boundaries off the path's grid points and ends
 
@@ -33,10 +35,20 @@ def constant_classifier(keras, n_features=4, n_classes=3):
     return model
 
 
+def adaptive_changes(model, starts, ends, positions, **options):
+    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions, **options)
+    assert np.all(evaluations <= len(positions))
+    return changes
+
+
+COUNTERS = {"dense": path_class_changes, "adaptive": adaptive_changes}
+
+
+@pytest.mark.parametrize("counting", COUNTERS)
 @pytest.mark.parametrize("k", [0, 1, 3, 7])
-def test_a_path_through_k_boundaries_counts_k(keras, k):
+def test_a_path_through_k_boundaries_counts_k(keras, k, counting):
     model = sine_classifier(keras, k)
-    changes = path_class_changes(model, np.zeros((1, 1)), np.ones((1, 1)), path_positions(401))
+    changes = COUNTERS[counting](model, np.zeros((1, 1)), np.ones((1, 1)), path_positions(401))
     assert changes.tolist() == [k]
 
 
@@ -48,6 +60,10 @@ def test_counts_are_per_path_and_independent_of_batching(keras):
     expected = [int(np.sum((np.arange(1, 6) - PHASE / math.pi) / 5 < end)) for end in ends[:, 0]]
     for batch_size in (1, 7, 64, 10_000):  # chunks of 1 path .. all paths; padded last chunk
         changes = path_class_changes(model, starts, ends, path_positions(201), batch_size=batch_size)
+        assert changes.tolist() == expected
+        # 9 coarse points: at the default 3 the path to 0.8 is aliased (see the test on misses).
+        changes = adaptive_changes(model, starts, ends, path_positions(201), batch_size=batch_size,
+                                   coarse_points=9)
         assert changes.tolist() == expected
 
 
@@ -65,6 +81,124 @@ def test_batched_counts_match_a_plain_loop_on_a_random_network():
         classes = model(points).numpy().argmax(axis=1)
         assert count == np.sum(classes[1:] != classes[:-1])
     assert changes.sum() > 0  # the check above is not vacuous
+
+
+def excursion_classifier(keras, centre, half_width, bump=None):
+    """1-D inputs; class 1 on (centre - half_width, centre + half_width), class 0 elsewhere.
+
+    The margin (logit 0 minus logit 1) is ``|x - centre| - half_width``, a V with slope 1
+    everywhere, so every grid interval shows how fast the margin moves. With ``bump`` the
+    margin is instead 1 everywhere except a spike of that width down to -1 at the centre (flat,
+    then steep: no grid interval away from the centre shows the spike coming).
+    """
+    if bump is None:
+        def margin(x):
+            return tf.abs(x - centre) - half_width
+    else:
+        def margin(x):
+            return 1.0 - 2.0 * tf.nn.relu(1.0 - tf.abs(x - centre) / bump)
+    model = keras.Sequential([keras.layers.Lambda(lambda x: tf.concat([margin(x), tf.zeros_like(x)], axis=1),
+                                                  output_shape=(2,))])
+    model.build([0, 1])
+    return model
+
+
+def test_adaptive_finds_a_narrow_excursion_between_coarse_points(keras):
+    # 33 points at t = 0, 1/32, ..: the class-1 excursion (0.40, 0.44) holds one grid point (13/32)
+    # and lies inside the coarse interval [0, 0.5] with class 0 at both of its ends.
+    model = excursion_classifier(keras, centre=0.42, half_width=0.02)
+    starts, ends, positions = np.zeros((1, 1)), np.ones((1, 1)), path_positions(33)
+    assert path_class_changes(model, starts, ends, positions).tolist() == [2]
+    # Plain bisection (refine_margin=0) never looks inside and misses both changes...
+    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions, coarse_points=3,
+                                                       refine_margin=0.0)
+    assert changes.tolist() == [0] and evaluations.tolist() == [3]
+    # ...the margin rule sees margins 0.40 + 0.06 at the ends of [0, 0.5], below 2 x slope 1 x 0.5,
+    # and bisects down to the excursion, still evaluating fewer than the 33 points.
+    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions, coarse_points=3,
+                                                       refine_margin=2.0)
+    assert changes.tolist() == [2] and evaluations[0] < 33
+
+
+def test_adaptive_can_miss_a_spike_the_coarse_grid_gives_no_hint_of(keras):
+    # A margin flat at 1 with a narrow spike to -1: the coarse points see slope 0, so no rule based
+    # on them refines, and adaptive counts 0 where the dense grid counts 2. Adaptive counting is
+    # a lower bound of the dense count; the benchmark measures how often it is not equal.
+    model = excursion_classifier(keras, centre=0.42, half_width=None, bump=0.03)
+    starts, ends, positions = np.zeros((1, 1)), np.ones((1, 1)), path_positions(33)
+    assert path_class_changes(model, starts, ends, positions).tolist() == [2]
+    assert adaptive_changes(model, starts, ends, positions).tolist() == [0]
+    # Aliasing: sin(5 pi h + 0.1) on h from 0 to 0.8 takes the same value at the 3 coarse points
+    # (0, 0.4, 0.8), so the slope seen is 0 and the 4 boundaries go unseen with 3 coarse points.
+    model = sine_classifier(keras, 5)
+    starts, ends, positions = np.zeros((1, 1)), np.full((1, 1), 0.8), path_positions(201)
+    assert path_class_changes(model, starts, ends, positions).tolist() == [4]
+    assert adaptive_changes(model, starts, ends, positions, coarse_points=3).tolist() == [0]
+    assert adaptive_changes(model, starts, ends, positions, coarse_points=9).tolist() == [4]
+
+
+def lookup(classes, margins):
+    def classify(rows, columns):
+        return classes[rows, columns], margins[rows, columns]
+    return classify
+
+
+def test_adaptive_evaluates_only_grid_points_and_never_counts_more_than_dense():
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 3, size=(200, 17))
+    margins = rng.random((200, 17))
+    asked = []
+
+    def classify(rows, columns):
+        asked.append(len(rows))
+        return classes[rows, columns], margins[rows, columns]
+
+    dense = np.sum(classes[:, 1:] != classes[:, :-1], axis=1)
+    changes, evaluations = count_changes_adaptively(classify, 200, 17, coarse_points=5, refine_margin=0.0)
+    assert np.all(changes <= dense) and np.all(evaluations >= 5) and np.all(evaluations <= 17)
+    assert sum(asked) == evaluations.sum()
+    # Coarse points, then one call per bisection round: 16 steps of 4 need at most 2 rounds.
+    assert len(asked) <= 3
+    # Refining everything evaluates every point and gives the dense count exactly.
+    changes, evaluations = count_changes_adaptively(lookup(classes, margins), 200, 17, coarse_points=5,
+                                                    refine_margin=1e9)
+    assert changes.tolist() == dense.tolist() and evaluations.tolist() == [17] * 200
+
+
+def test_bisection_is_exact_for_far_apart_boundaries():
+    # One change per path at a random grid step; margins = distance to the boundary (slope 1).
+    n_points, rng = 65, np.random.default_rng(1)
+    boundary = rng.integers(0, n_points - 1, size=100) + 0.5
+    position = np.arange(n_points)[None, :]
+    classes = (position > boundary[:, None]).astype(int)
+    margins = np.abs(position - boundary[:, None])
+    changes, evaluations = count_changes_adaptively(lookup(classes, margins), 100, n_points, coarse_points=9,
+                                                    refine_margin=0.0)
+    assert changes.tolist() == [1] * 100
+    assert evaluations.tolist() == [9 + 3] * 100  # 8 steps bisected to 1: 3 more points
+
+
+def test_adaptive_matches_dense_on_a_random_network(keras):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(4)])
+    model.build([0, 5])
+    rng = np.random.default_rng(0)
+    starts, ends = rng.normal(size=(2, 64, 5)).astype(np.float32) * 3
+    positions = path_positions(33, extend=0.5)
+    dense = path_class_changes(model, starts, ends, positions)
+    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions)
+    assert dense.sum() > 0
+    assert np.all(changes <= dense) and np.mean(changes == dense) >= 0.95
+    # This small random network changes class ~1.5 times per path, so the saving is modest here
+    # (the benchmark measures it on trained models): paths without a change cost less, never more.
+    assert evaluations.sum() < dense.size * len(positions)
+    assert evaluations[dense == 0].mean() < 0.5 * len(positions)
+    classes, margins = path_point_predictions(model, starts, ends, positions, batch_size=100)
+    assert np.sum(classes[:, 1:] != classes[:, :-1], axis=1).tolist() == dense.tolist()
+    points = (starts[:, None] + positions[None, :, None] * (ends - starts)[:, None]).reshape(-1, 5)
+    top = np.sort(model(points).numpy(), axis=-1).reshape(64, 33, 4)
+    np.testing.assert_allclose(margins, top[..., -1] - top[..., -2], rtol=1e-4, atol=1e-5)
 
 
 def test_a_constant_classifier_never_changes(keras):
@@ -87,18 +221,22 @@ def test_score_on_known_paths(keras):
     assert fragmentation_score(model, inputs, labels, n_pairs=20, n_points=601, extend=0.5) == 6.0
 
 
-def test_hidden_layer_interpolates_representations(keras):
+@pytest.mark.parametrize("counting", COUNTERS)
+def test_hidden_layer_interpolates_representations(keras, counting):
     # Head h = x**2, then 2 boundaries in h on [0, 1]. From x=-1 to x=1 the input path goes
     # h: 1 -> 0 -> 1 and crosses each boundary twice; in h-space both ends are h=1: no change.
+    # 5 coarse points: with 3, x = -1, 0, 1 gives h = 1, 0, 1, where sin(2 pi h + 0.1) is the
+    # same, and the symmetric path is aliased (see the test on misses).
+    count = functools.partial(COUNTERS[counting], **({"coarse_points": 5} if counting == "adaptive" else {}))
     model = sine_classifier(keras, 2, head=lambda x: x ** 2)
     starts, ends, positions = np.array([[-1.0]]), np.array([[1.0]]), path_positions(801)
-    assert path_class_changes(model, starts, ends, positions).tolist() == [4]
-    assert path_class_changes(model, starts, ends, positions, layer=0).tolist() == [0]
-    assert path_class_changes(model, starts, ends, positions, layer=-2).tolist() == [0]
+    assert count(model, starts, ends, positions).tolist() == [4]
+    assert count(model, starts, ends, positions, layer=0).tolist() == [0]
+    assert count(model, starts, ends, positions, layer=-2).tolist() == [0]
     # From x=0 to x=1, h goes 0 -> 1 either way (but not linearly): the same 2 changes.
-    assert path_class_changes(model, np.array([[0.0]]), np.array([[1.0]]), positions, layer=0).tolist() == [2]
+    assert count(model, np.array([[0.0]]), np.array([[1.0]]), positions, layer=0).tolist() == [2]
     # At the last layer the logits themselves are interpolated: their argmax can still change.
-    assert path_class_changes(model, np.array([[0.2]]), np.array([[0.7]]), positions, layer=1).tolist() == [1]
+    assert count(model, np.array([[0.2]]), np.array([[0.7]]), positions, layer=1).tolist() == [1]
 
 
 def test_same_seed_same_score_other_seed_other_pairs():
@@ -131,6 +269,18 @@ def test_pairs_do_not_depend_on_the_order_of_the_data():
         np.testing.assert_array_equal(inputs[first], inputs[shuffle][first_s])
         np.testing.assert_array_equal(inputs[second], inputs[shuffle][second_s])
     assert fragmentation_score(model, inputs, labels) == fragmentation_score(model, inputs[shuffle], labels[shuffle])
+
+
+@pytest.mark.parametrize("mode", ["same_class", "different_class", "any"])
+def test_the_first_k_pairs_of_n_are_the_pairs_of_n_pairs_k(mode):
+    rng = np.random.default_rng(2)
+    inputs = rng.normal(size=(90, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, size=90)
+    first, second = draw_pairs(inputs, labels, pairs=mode, n_pairs=2048, seed=4)
+    for k in (1, 32, 500):
+        first_k, second_k = draw_pairs(inputs, labels, pairs=mode, n_pairs=k, seed=4)
+        np.testing.assert_array_equal(first_k, first[:k])
+        np.testing.assert_array_equal(second_k, second[:k])
 
 
 @pytest.mark.parametrize("mode", ["same_class", "different_class", "any"])
@@ -175,3 +325,9 @@ def test_bad_arguments_are_named():
         fragmentation_score(model, inputs, labels[:9])
     with pytest.raises(ValueError, match="at least two examples"):
         fragmentation_score(model, inputs, np.arange(10))
+    with pytest.raises(ValueError, match="counting must be one of"):
+        fragmentation_score(model, inputs, labels, counting="sparse")
+    with pytest.raises(ValueError, match="coarse_points must be at least 2"):
+        fragmentation_score(model, inputs, labels, coarse_points=1)
+    with pytest.raises(ValueError, match="refine_margin must be >= 0"):
+        fragmentation_score(model, inputs, labels, refine_margin=-1.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from complexity_measure.forward import middle_activation_layer
-from complexity_measure.fragmentation import fragmentation_score
+from complexity_measure.fragmentation import DEFAULT_N_PAIRS, fragmentation_score
 from complexity_measure.registry import MEASURES, code_fingerprint, get_measure, parse_parameter
 
 
@@ -71,7 +71,7 @@ def test_fragmentation_middle_interpolates_at_the_middle_hidden_layer(convnet, d
 def test_parameters_include_defaults_and_fixed_values():
     parameters = get_measure("fragmentation_penultimate").parameters
     assert parameters["layer"] == -2 and parameters["pairs"] == "same_class"
-    assert parameters["n_pairs"] == 512 and parameters["seed"] == 0
+    assert parameters["n_pairs"] == DEFAULT_N_PAIRS and parameters["seed"] == 0
     assert get_measure("parameter_norm").parameters == {}
     assert get_measure("fragmentation").samples and not get_measure("parameter_norm").samples
 
@@ -81,7 +81,7 @@ def test_with_params_overrides_and_is_used_in_the_call(convnet, data):
     measure = get_measure("fragmentation", n_pairs=16, pairs="any")
     assert measure.parameters["n_pairs"] == 16 and measure.parameters["pairs"] == "any"
     assert measure(convnet, inputs, labels) == fragmentation_score(convnet, inputs, labels, n_pairs=16, pairs="any")
-    assert MEASURES["fragmentation"].parameters["n_pairs"] == 512  # the registered one is unchanged
+    assert MEASURES["fragmentation"].parameters["n_pairs"] == DEFAULT_N_PAIRS  # the registered one is unchanged
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from complexity_measure.fragmentation import DEFAULT_N_POINTS
 from pgdl_harness.cli import main
 
 from ..conftest import GOLDEN_DIR, REPO, TOY_TASK
@@ -37,7 +38,7 @@ def test_score_writes_predictions_with_their_provenance_and_reuses_cached_values
     assert sorted(predictions) == toy_task.model_ids
     report = json.loads((tmp_path / "r.json").read_text())["toy_data"]
     assert report["parameters"]["n_pairs"] == 8 and report["parameters"]["pairs"] == "any"
-    assert report["parameters"]["n_points"] == 33 and report["failed"] == {} and report["recomputed"] == 0
+    assert report["parameters"]["n_points"] == DEFAULT_N_POINTS and report["failed"] == {} and report["recomputed"] == 0
     companion = json.loads((tmp_path / "toy_data.predict.json").read_text())
     assert companion["key"]["parameters"] == report["parameters"] and companion["complete"] is True
     assert companion["computed"] == 18 and companion["predictions"] == "toy_data.predict"
@@ -115,4 +116,5 @@ def test_measures_lists_the_registry_with_parameters(capsys):
     assert main(["measures"]) == 0
     out = capsys.readouterr().out
     assert "fragmentation " in out
-    assert "parameters: aggregate='mean' batch_size=256 extend=0.5 layer=None n_pairs=512 n_points=33" in out
+    assert "parameters: aggregate='mean' batch_size=256 coarse_points=3 counting='adaptive' extend=0.5 layer=None " \
+           "n_pairs=2048 n_points=17" in out

@@ -1,9 +1,9 @@
 """The default measure on every bundled task must keep its recorded values and scores.
 
 Baselines live in tests/regression/<task>.json (made by `make regression-update`). Tolerances:
-the default measure is a mean over 512 paths of whole class-change counts, so one path whose
-count moves (a point's argmax flipping between CPU kernels or TensorFlow builds) moves a value by
-1/512; a model may differ by at most 3 paths. The scores of the fresh values may move by at most
+the default measure is a mean over DEFAULT_N_PAIRS paths of whole class-change counts, so one path
+whose count moves (a point's argmax flipping between CPU kernels or TensorFlow builds) moves a value
+by 1/DEFAULT_N_PAIRS; a model may differ by at most 3 paths. The scores of the fresh values may move by at most
 3 CMI points (x100) and 0.05 in tau and psi; the scores of the *recorded* values must be
 reproduced to 1e-9, which guards the scoring code.
 """
@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from complexity_measure.fragmentation import DEFAULT_N_PAIRS
 from complexity_measure.registry import get_measure
 from pgdl_harness.report import score_predictions
 from pgdl_harness.runner import run_measure
@@ -20,7 +21,7 @@ from pgdl_harness.tasks import find_tasks
 from ..conftest import DATA, REPO
 
 BASELINES = sorted((REPO / "tests" / "regression").glob("*.json"))
-VALUE_TOLERANCE = 3 / 512
+VALUE_TOLERANCE = 3 / DEFAULT_N_PAIRS
 SCORE_TOLERANCE = {"cmi": 3.0, "kendall_tau": 0.05, "granulated_kendall_tau": 0.05}
 
 

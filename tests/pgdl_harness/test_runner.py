@@ -110,11 +110,17 @@ def test_several_measures_share_each_model_load_and_resume_separately(toy_task, 
     run_measure(toy_task, parameter_count, "params", tmp_path, progress=False)
     assert len(loads) == 18
     loads.clear()
-    both = runner.run_measures(toy_task, {"params": parameter_count, "layers": lambda m, x, y: len(m.layers)},
+    def layer_count(model, inputs, labels):
+        return len(model.layers)
+
+    both = runner.run_measures(toy_task, {"params": parameter_count, "layers": layer_count},
                                tmp_path, progress=False).results
     assert len(loads) == 18  # once per model for the new measure; params came from its cache
     assert both["params"]["model_0"].value == 386 and both["layers"]["model_0"].value == 2
     assert both["layers"]["model_17"].value == 4
     loads.clear()
-    runner.run_measures(toy_task, {"params": parameter_count, "layers": len}, tmp_path, progress=False)
+    runner.run_measures(toy_task, {"params": parameter_count, "layers": layer_count}, tmp_path, progress=False)
     assert loads == []
+    # Another function under the same label is another measure: its values are not reused.
+    runner.run_measures(toy_task, {"layers": lambda m, x, y: 1.0}, tmp_path, progress=False)
+    assert len(loads) == 18
