@@ -74,3 +74,8 @@ DEV_DATA ?= dev_data
 .PHONY: dev-suite
 dev-suite: setup
 	$(PY) -m pgdl_harness.taskgen.dev_suite --out $(DEV_DATA)
+
+# Seconds per model with the local engine and with Ray (1 and 2 workers) on a bundled task.
+.PHONY: bench-engines
+bench-engines: setup
+	$(PY) tests/benchmarks/bench_engines.py $(TASK)

@@ -112,8 +112,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--address", metavar="ADDR",
                          help="an existing Ray cluster ('auto' or HOST:PORT); without it --engine ray starts a "
                               "local one on 127.0.0.1")
-    cluster.add_argument("--task-cpus", type=float, default=1, metavar="N", help="CPUs per model's Ray task (default 1)")
-    cluster.add_argument("--task-gpus", type=float, default=0, metavar="N", help="GPUs per model's Ray task (default 0)")
+    cluster.add_argument("--task-cpus", type=float, default=1, metavar="N",
+                         help="CPUs per model's Ray task (default 1)")
+    cluster.add_argument("--task-gpus", type=float, default=0, metavar="N",
+                         help="GPUs per model's Ray task (default 0)")
 
 
 def _engine(args):

@@ -87,9 +87,9 @@ class RayEngine:
             if address:
                 ray.init(address=address, log_to_driver=False, logging_level="ERROR")
             else:
-                # A local cluster that listens on the loopback only.
-                ray.init(_node_ip_address="127.0.0.1", num_cpus=num_cpus, include_dashboard=False,
-                         log_to_driver=False, logging_level="ERROR")
+                # A new local cluster ("local": never one left behind by an earlier run), on the loopback.
+                ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=num_cpus,
+                         include_dashboard=False, log_to_driver=False, logging_level="ERROR")
                 self._started = True
         self._measure = ray.remote(max_retries=LOST_WORKER_RETRIES, retry_exceptions=False)(_measure_remote)
         self._listing = ray.remote(max_retries=LOST_WORKER_RETRIES)(task_listing)

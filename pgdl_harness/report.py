@@ -114,7 +114,8 @@ def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: b
     else:
         if partial and values:
             predictions = write_predictions(task, values, out_dir, name=f"{task.name}.partial.predict")
-        report = TaskReport(task.name, label, len(values), seconds_per_model=float(np.mean(seconds)) if seconds else None,
+        report = TaskReport(task.name, label, len(values),
+                            seconds_per_model=float(np.mean(seconds)) if seconds else None,
                             note=f"incomplete: {len(failed)} of {len(task.model_ids)} model(s) failed, no CMI "
                                  f"(first: {next(iter(failed.values()))})")
     write_provenance(out_dir / f"{task.name}.predict.json", run, label, predictions)

@@ -81,7 +81,8 @@ def test_a_broken_model_is_isolated_as_the_local_engine_isolates_it(cluster, tmp
     assert list(reports["ray"]["failed"]) == ["model_3"]
     assert reports["ray"]["failed"] == reports["local"]["failed"]
     assert "model_3/weights.hdf5: cannot be loaded" in reports["ray"]["failed"]["model_3"]
-    assert len(ResultCache(cache_path(tmp_path / "ray", find_tasks(tmp_path / "data")[0], "fragmentation")).load()) == 17
+    task = find_tasks(tmp_path / "data")[0]
+    assert len(ResultCache(cache_path(tmp_path / "ray", task, "fragmentation")).load()) == 17
 
 
 def test_a_killed_driver_resumes_and_cached_models_are_not_sent_again(cluster, local_out, tmp_path):
