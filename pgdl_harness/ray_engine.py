@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -71,7 +72,6 @@ class RayEngine:
     def __init__(self, address: str | None = None, *, task_cpus: float = 1, task_gpus: float = 0,
                  num_cpus: int | None = None):
         if is_loopback(address):
-            import sys
             if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
                 raise HarnessError("Ray was imported before the engine could keep it on the loopback: set "
                                    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray")
