@@ -171,7 +171,7 @@ def run_score(args) -> int:
     from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
 
     from .report import TaskReport, report_task_run
-    from .runner import EXCEEDED, MeasureRun, run_measures
+    from .runner import MeasureRun, run_measures
     from .tasks import find_tasks
 
     tasks = find_tasks(args.data, args.task)

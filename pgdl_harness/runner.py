@@ -105,15 +105,7 @@ class ResultCache:
     def load(self, run_key: str | None = None, model_keys: Mapping[str, str] | None = None
              ) -> dict[str, ModelResult]:
         """The latest value of each model whose keys match (all values when no key is given)."""
-        results = {}
-        for entry in self.entries():
-            if run_key is not None and entry.get("run_key") != run_key:
-                continue
-            if model_keys is not None and entry.get("model_key") != model_keys.get(entry["model_id"]):
-                continue
-            results[entry["model_id"]] = ModelResult(entry["model_id"], float(entry["value"]),
-                                                     float(entry["seconds"]))
-        return results
+        return matching_results(self.entries(), run_key, model_keys)
 
     def append(self, result: ModelResult, run_key: str | None = None, model_key: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +134,19 @@ class ResultCache:
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
         self.keys_path.unlink(missing_ok=True)
+
+
+def matching_results(entries: list[dict], run_key: str | None = None,
+                     model_keys: Mapping[str, str] | None = None) -> dict[str, ModelResult]:
+    """From cache ``entries`` (oldest first), the latest value of each model whose keys match."""
+    results = {}
+    for entry in entries:
+        if run_key is not None and entry.get("run_key") != run_key:
+            continue
+        if model_keys is not None and entry.get("model_key") != model_keys.get(entry["model_id"]):
+            continue
+        results[entry["model_id"]] = ModelResult(entry["model_id"], float(entry["value"]), float(entry["seconds"]))
+    return results
 
 
 def cache_path(out_dir: Path, task: Task, measure_name: str) -> Path:
@@ -181,7 +186,7 @@ def run_measure(task: Task, measure, measure_name: str, out_dir: str | Path, **o
     run = run_measures(task, {measure_name: measure}, out_dir, **options)
     failures = run.failures.get(measure_name, {})
     if failures:
-        model_id, reason = next(iter(failures.items()))
+        reason = next(iter(failures.values()))
         raise MeasureError(f"{len(failures)} model(s) of {task.name} failed; first: {reason}")
     return run.results[measure_name]
 
@@ -265,9 +270,10 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
 
     results, reused, recomputed = {}, {}, {}
     for label, cache in caches.items():
-        results[label] = cache.load(run_keys[label], model_keys)
+        entries = cache.entries()  # the file is read once
+        results[label] = matching_results(entries, run_keys[label], model_keys)
         reused[label] = len(results[label])
-        recomputed[label] = len(set(cache.load()) - set(results[label]))
+        recomputed[label] = len({entry["model_id"] for entry in entries} - set(results[label]))
     run = TaskRun(task, results, {label: {} for label in runs}, [], reused, recomputed, keys)
 
     # Only what the cache lacks is sent out: per model, the measures it has no value of.
