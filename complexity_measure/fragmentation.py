@@ -16,11 +16,15 @@ import tensorflow as tf
 
 from .dataset import class_indices
 from .sampling import canonical_order
-from .forward import (DEFAULT_BATCH_SIZE, check_inputs_fit_model, middle_activation_layer, representations,
-                      run_layers, split_model)
+from .forward import (DEFAULT_BATCH_SIZE, activation_layer_indices, check_inputs_fit_model,
+                      middle_activation_layer, representations, run_layers, split_model)
 
-PAIR_MODES = ("same_class", "different_class", "any")
+PAIR_MODES = ("same_class", "different_class", "any", "nearest")
 AGGREGATIONS = ("mean", "fraction", "median", "max")
+# What is measured along each path (see fragmentation_score): class changes, the fraction of the
+# path's points classified as neither end's label, or the changes with that fraction as a tie-break.
+STATISTICS = ("changes", "off_label", "changes_then_off_label")
+NORMALIZATIONS = ("none", "length")
 
 # Defaults, and why:
 # - same-class pairs: a model that fits its training data needs no class change on such a
@@ -46,6 +50,10 @@ COUNTINGS = ("adaptive", "dense")
 DEFAULT_COUNTING = "adaptive"
 DEFAULT_COARSE_POINTS = 3
 DEFAULT_REFINE_MARGIN = 1.5
+DEFAULT_STATISTIC = "changes"
+DEFAULT_NORMALIZE = "none"
+# pairs="nearest": the second end is one of this many nearest same-class neighbours of the first.
+DEFAULT_NEIGHBOURS = 5
 
 
 def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
@@ -54,6 +62,8 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
                         layer: int | str | None = None, seed: int = DEFAULT_SEED,
                         counting: str = DEFAULT_COUNTING, coarse_points: int = DEFAULT_COARSE_POINTS,
                         refine_margin: float = DEFAULT_REFINE_MARGIN,
+                        statistic: str = DEFAULT_STATISTIC, normalize: str = DEFAULT_NORMALIZE,
+                        neighbours: int = DEFAULT_NEIGHBOURS,
                         batch_size: int = DEFAULT_BATCH_SIZE) -> float:
     """Predicted-class changes along straight paths between pairs of training examples.
 
@@ -63,9 +73,11 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         outputs are class scores (logits or probabilities: only their argmax is used).
     inputs : array of shape ``(n,) + input_shape``, the training inputs.
     labels : array of shape ``(n,)`` (class indices) or ``(n, k)`` (one-hot).
-    pairs : ``"same_class"`` (default), ``"different_class"`` or ``"any"``: which pairs of
-        training examples are the ends of the paths. Pairs are drawn with replacement, never an
-        example with itself.
+    pairs : ``"same_class"`` (default), ``"different_class"``, ``"any"`` or ``"nearest"``: which
+        pairs of training examples are the ends of the paths. Pairs are drawn with replacement,
+        never an example with itself. ``"nearest"`` pairs an example with one of its
+        ``neighbours`` nearest same-class examples (Euclidean, input space): short paths that
+        measure fragmentation *locally*, around the training data, rather than across a class.
     n_pairs : how many paths.
     n_points : points per path, evenly spaced in ``t``, ends included (at least 2).
     extend : each path is ``x_a + t (x_b - x_a)`` for ``t`` from ``-extend`` to ``1 + extend``:
@@ -75,7 +87,9 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     layer : None interpolates in the input space; an integer index (negative counts from the end)
         interpolates between the two examples' representations at that layer's output and runs
         the rest of the network on the interpolated points. ``"middle"`` is the middle hidden
-        layer with a nonlinearity (``forward.middle_activation_layer``), found per model.
+        layer with a nonlinearity (``forward.middle_activation_layer``), found per model;
+        ``"hidden"`` measures at every hidden layer with a nonlinearity
+        (``forward.activation_layer_indices``) on the same pairs and returns the mean over layers.
     seed : the pairs drawn depend only on the seed and the data (not on its order, see
         ``draw_pairs``), so every model of a task is measured on the same paths.
     counting : ``"adaptive"`` (default) evaluates a coarse grid of ``coarse_points`` per path and
@@ -85,6 +99,19 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         bundled image tasks, counts the same on >= 99.9% of paths with 16% of the passes on a
         33-point grid and 28% on the default 17-point grid.
     coarse_points, refine_margin : the adaptive rule (ignored by ``"dense"``).
+    statistic : ``"changes"`` (default) counts class changes per path. ``"off_label"`` is the
+        fraction of a path's points classified as neither end's label: continuous where counts
+        are small integers, and large when a path crosses a wide foreign region once as well as
+        when it crosses many thin ones. ``"changes_then_off_label"`` is the aggregated count plus
+        the mean off-label fraction divided by ``2 (n_pairs + 1)``: models are ordered by their
+        count, and models with the same count by their off-label fraction (a tie-break; only
+        with ``normalize="none"``, where counts are multiples of ``1 / n_pairs`` or coarser).
+    normalize : ``"none"`` (default), or ``"length"``: each path's count is divided by the
+        path's length in the space where it is interpolated (``(1 + 2 extend) |b - a|``), i.e.
+        changes per unit distance. In the input space the lengths are the same for every model
+        of a task, so this reweights the pairs towards short ones; at a hidden layer it also
+        removes the scale of the model's representation.
+    neighbours : how many nearest neighbours ``pairs="nearest"`` chooses among (ignored otherwise).
     batch_size : points per forward pass.
 
     Returns
@@ -101,18 +128,74 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     check_inputs_fit_model(model, inputs)
     if counting not in COUNTINGS:
         raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
-    if layer == "middle":
-        layer = middle_activation_layer(model)
-    first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=n_pairs, seed=seed)
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if statistic == "changes_then_off_label" and normalize != "none":
+        raise ValueError("statistic='changes_then_off_label' breaks ties between counts, so it needs "
+                         "normalize='none' (counts per unit length are not multiples of 1 / n_pairs)")
+    layers = _measured_layers(model, layer)
+    first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=n_pairs, seed=seed, neighbours=neighbours)
     positions = path_positions(n_points, extend)
+    values = []
+    for index in layers:
+        classes, lengths = path_classes(model, inputs[first], inputs[second], positions, layer=index,
+                                        counting=counting, coarse_points=coarse_points,
+                                        refine_margin=refine_margin, batch_size=batch_size)
+        changes = np.sum(classes[:, 1:] != classes[:, :-1], axis=1)
+        if normalize == "length":
+            span = lengths * float(positions[-1] - positions[0])
+            changes = np.divide(changes, span, out=np.zeros(len(changes)), where=span > 0)
+        off_label = np.mean((classes != labels[first][:, None]) & (classes != labels[second][:, None]), axis=1)
+        if statistic == "off_label":
+            values.append(float(np.mean(off_label)))
+            continue
+        value = aggregate_changes(changes, aggregate)
+        if statistic == "changes_then_off_label":
+            value += float(np.mean(off_label)) / (2 * (n_pairs + 1))
+        values.append(value)
+    return float(np.mean(values))
+
+
+def _measured_layers(model, layer) -> list:
+    """The layers ``fragmentation_score`` interpolates at: ``[None]`` is the input space."""
+    if layer == "middle":
+        return [middle_activation_layer(model)]
+    if layer == "hidden":
+        hidden = activation_layer_indices(model)
+        if not hidden:
+            raise ValueError(f"layer='hidden': {type(model).__name__} has no hidden layer with a nonlinearity")
+        return hidden
+    if isinstance(layer, str):
+        raise ValueError(f"layer must be None, an integer index, 'middle' or 'hidden', got {layer!r}")
+    return [layer]
+
+
+def path_classes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray, *,
+                 layer: int | None = None, counting: str = DEFAULT_COUNTING,
+                 coarse_points: int = DEFAULT_COARSE_POINTS, refine_margin: float = DEFAULT_REFINE_MARGIN,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The predicted class at every point of the grid of every path, and the paths' lengths.
+
+    Paths as in ``path_class_changes``. ``counting="dense"`` classifies every point;
+    ``"adaptive"`` classifies the points ``count_changes_adaptively`` chooses and gives each
+    skipped point the class of the last evaluated point before it (the dense classes wherever the
+    adaptive count equals the dense one). Returns ``(classes, lengths)``: int array of shape
+    ``(n_paths, n_points)``, and ``|b_p - a_p|`` at ``layer`` (float64, shape ``(n_paths,)``).
+    """
+    if counting not in COUNTINGS:
+        raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
+    positions = np.asarray(positions, dtype=np.float32)
+    evaluator = _PathEvaluator(model, starts, ends, layer, batch_size)
     if counting == "dense":
-        changes = path_class_changes(model, inputs[first], inputs[second], positions,
-                                     layer=layer, batch_size=batch_size)
-    else:
-        changes, _ = adaptive_path_class_changes(model, inputs[first], inputs[second], positions,
-                                                 coarse_points=coarse_points, refine_margin=refine_margin,
-                                                 layer=layer, batch_size=batch_size)
-    return aggregate_changes(changes, aggregate)
+        n_paths, n_points = evaluator.n_paths, len(positions)
+        classes, _ = evaluator(np.repeat(np.arange(n_paths), n_points), np.tile(positions, n_paths))
+        return classes.reshape(n_paths, n_points), evaluator.lengths
+    classes, _ = adaptive_classes(lambda rows, columns: evaluator(rows, positions[columns]),
+                                  evaluator.n_paths, len(positions), coarse_points=coarse_points,
+                                  refine_margin=refine_margin)
+    return classes, evaluator.lengths
 
 
 def path_positions(n_points: int, extend: float = 0.0) -> np.ndarray:
@@ -138,12 +221,15 @@ def aggregate_changes(changes: np.ndarray, aggregate: str = DEFAULT_AGGREGATE) -
 
 
 def draw_pairs(inputs: np.ndarray, labels: np.ndarray, *, pairs: str = DEFAULT_PAIRS,
-               n_pairs: int = DEFAULT_N_PAIRS, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+               n_pairs: int = DEFAULT_N_PAIRS, seed: int = DEFAULT_SEED,
+               neighbours: int = DEFAULT_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(first, second)`` of ``n_pairs`` pairs of distinct examples, drawn with replacement.
 
     The examples are first put in a canonical order (by label, then by a fixed random projection
     of the inputs), so the same examples give the same pairs whatever order the dataset listed
-    them in: PGDL's kit reads the shards in ``glob`` order, which is not fixed.
+    them in: PGDL's kit reads the shards in ``glob`` order, which is not fixed. For
+    ``pairs="nearest"`` the second example is drawn uniformly among the first one's
+    ``neighbours`` nearest other examples of its class (fewer when the class is smaller).
     """
     if pairs not in PAIR_MODES:
         raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}")
@@ -157,12 +243,19 @@ def draw_pairs(inputs: np.ndarray, labels: np.ndarray, *, pairs: str = DEFAULT_P
     # evaluate 2048 paths once and read every smaller n_pairs off its prefix).
     uniform = np.random.default_rng(seed).random((n_pairs, 2))
     n = len(labels)
-    if pairs == "same_class":
+    if pairs in ("same_class", "nearest"):
         eligible = np.flatnonzero(counts[np.searchsorted(classes, sorted_labels)] >= 2)
         if len(eligible) == 0:
-            raise ValueError("pairs='same_class' needs a class with at least two examples")
+            raise ValueError(f"pairs={pairs!r} needs a class with at least two examples")
         first = eligible[_uniform_index(uniform[:, 0], len(eligible))]
         block = np.searchsorted(classes, sorted_labels[first])
+        if pairs == "nearest":
+            if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 1:
+                raise ValueError(f"neighbours must be a positive integer, got {neighbours!r}")
+            table = _nearest_in_class(np.asarray(inputs)[order], starts, counts, np.unique(first), neighbours)
+            available = np.minimum(neighbours, counts[block] - 1)
+            second = table[first, _uniform_index(uniform[:, 1], available)]
+            return order[first], order[second]
         # A uniform draw among the other members of the class: skip over the first example itself.
         second = starts[block] + _uniform_index(uniform[:, 1], counts[block] - 1)
         second = second + (second >= first)
@@ -181,6 +274,35 @@ def draw_pairs(inputs: np.ndarray, labels: np.ndarray, *, pairs: str = DEFAULT_P
         second = _uniform_index(uniform[:, 1], n - 1)
         second = second + (second >= first)
     return order[first], order[second]
+
+
+def _nearest_in_class(inputs: np.ndarray, starts: np.ndarray, counts: np.ndarray, wanted: np.ndarray,
+                      k: int) -> np.ndarray:
+    """Row ``i`` (for each ``i`` in ``wanted``): the positions of the ``k`` nearest other examples
+    of ``i``'s class, nearest first (ties by position), in a table of shape ``(n, k)`` (-1 where a
+    class has fewer than ``k + 1`` examples, and in rows not wanted).
+
+    ``inputs`` are in canonical order, so the classes are the blocks ``starts[c]`` ..
+    ``starts[c] + counts[c]``. Squared Euclidean distances in float64 from one matrix product per
+    class and chunk of rows: numpy alone, as the PGDL drop-in has no scikit-learn to rely on.
+    """
+    flat = inputs.reshape(len(inputs), -1)
+    table = np.full((len(inputs), k), -1, dtype=np.int64)
+    block_of = np.searchsorted(starts, wanted, side="right") - 1
+    for block in np.unique(block_of):
+        members = np.arange(starts[block], starts[block] + counts[block])
+        points = flat[members].astype(np.float64)
+        norms = np.sum(points ** 2, axis=1)
+        rows = wanted[block_of == block]
+        take = min(k, len(members) - 1)
+        for chunk in range(0, len(rows), 256):
+            row = rows[chunk:chunk + 256]
+            own = flat[row].astype(np.float64)
+            distance = np.sum(own ** 2, axis=1)[:, None] + norms[None, :] - 2 * own @ points.T
+            distance[np.arange(len(row)), row - starts[block]] = np.inf  # never the example itself
+            nearest = np.argsort(distance, axis=1, kind="stable")[:, :take]
+            table[row, :take] = members[nearest]
+    return table
 
 
 def _uniform_index(uniform: np.ndarray, size) -> np.ndarray:
@@ -301,6 +423,8 @@ class _PathEvaluator:
         self.n_paths = len(starts)
         self.batch_size = batch_size
         both = np.asarray(both, dtype=np.float32)
+        difference = (both[self.n_paths:] - both[:self.n_paths]).reshape(self.n_paths, -1).astype(np.float64)
+        self.lengths = np.sqrt(np.sum(difference ** 2, axis=1))
         self._first = tf.constant(both[:self.n_paths])
         self._second = tf.constant(both[self.n_paths:])
         self._evaluate = _point_classifier(tail, both.shape[1:])
@@ -341,6 +465,20 @@ def count_changes_adaptively(classify, n_paths: int, n_points: int, *, coarse_po
                              refine_margin: float) -> tuple[np.ndarray, np.ndarray]:
     """Class changes along paths on a grid of ``n_points``, evaluating only where a change may be.
 
+    See ``adaptive_classes`` for the rule. Returns ``(changes, evaluations)``, both int arrays of
+    shape ``(n_paths,)``: class changes between consecutive evaluated points (never more than the
+    dense grid's count, and equal to it unless an interval with agreeing ends was left out while
+    it leaves and re-enters the class) and points evaluated per path.
+    """
+    filled, evaluations = adaptive_classes(classify, n_paths, n_points, coarse_points=coarse_points,
+                                           refine_margin=refine_margin)
+    return np.sum(filled[:, 1:] != filled[:, :-1], axis=1), evaluations
+
+
+def adaptive_classes(classify, n_paths: int, n_points: int, *, coarse_points: int,
+                     refine_margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """The class at every point of a grid of ``n_points`` per path, evaluating only where a change may be.
+
     ``classify(rows, columns)`` returns ``(classes, margins)`` (arrays of shape ``(len(rows),)``)
     at grid point ``columns[i]`` of path ``rows[i]``; ``margins`` is the top-2 output margin
     (>= 0). Every path is first evaluated at ``coarse_points`` evenly spaced grid points (ends
@@ -354,10 +492,9 @@ def count_changes_adaptively(classify, n_paths: int, n_points: int, *, coarse_po
     Lipschitz-like margin could dip to zero, and 0 is plain bisection. Each round is one call of
     ``classify`` for all paths.
 
-    Returns ``(changes, evaluations)``, both int arrays of shape ``(n_paths,)``: class changes
-    between consecutive evaluated points (never more than the dense grid's count, and equal to it
-    unless an interval with agreeing ends was left out while it leaves and re-enters the class) and
-    points evaluated per path.
+    Returns ``(classes, evaluations)``: an int array of shape ``(n_paths, n_points)``, the class
+    of each evaluated point and, at a skipped point, the class of the last evaluated point before
+    it; and the points evaluated per path (int, shape ``(n_paths,)``).
     """
     if coarse_points < 2:
         raise ValueError(f"coarse_points must be at least 2, got {coarse_points}")
@@ -397,5 +534,4 @@ def count_changes_adaptively(classify, n_paths: int, n_points: int, *, coarse_po
     # Carry each evaluated class forward over the skipped points (point 0 is always evaluated), so
     # changes between consecutive evaluated points are changes between consecutive grid points.
     last = np.maximum.accumulate(np.where(evaluated, np.arange(n_points), 0), axis=1)
-    filled = np.take_along_axis(classes, last, axis=1)
-    return np.sum(filled[:, 1:] != filled[:, :-1], axis=1), np.sum(evaluated, axis=1)
+    return np.take_along_axis(classes, last, axis=1), np.sum(evaluated, axis=1)

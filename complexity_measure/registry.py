@@ -186,6 +186,25 @@ register("fragmentation_penultimate", fragmentation.fragmentation_score,
 register("fragmentation_middle", fragmentation.fragmentation_score,
          "class changes per path between same-class pairs, interpolating the representations at "
          "the middle hidden layer with a nonlinearity", layer="middle")
+# The variants the research suggests (README, "Which fragmentation"): every hidden layer, local
+# pairs, changes per unit length, and continuous companions of the count.
+register("fragmentation_hidden", fragmentation.fragmentation_score,
+         "class changes per same-class path at every hidden layer with a nonlinearity (each layer's "
+         "representations interpolated), the mean over layers", layer="hidden")
+register("fragmentation_nearest", fragmentation.fragmentation_score,
+         "class changes per path between an example and one of its 5 nearest same-class neighbours, "
+         "input space (local fragmentation)", pairs="nearest")
+register("fragmentation_per_length", fragmentation.fragmentation_score,
+         "class changes per unit input-space distance along same-class paths", normalize="length")
+register("fragmentation_penultimate_per_length", fragmentation.fragmentation_score,
+         "class changes per unit distance along same-class paths interpolated at the second-to-last "
+         "layer (the representation's scale divided out)", layer=-2, normalize="length")
+register("fragmentation_off_label", fragmentation.fragmentation_score,
+         "fraction of the points of same-class paths (input space) classified as another class",
+         statistic="off_label")
+register("fragmentation_tiebreak", fragmentation.fragmentation_score,
+         "the default count, ties between models broken by the off-label fraction",
+         statistic="changes_then_off_label")
 
 # Representations (Potgieter, Mouton & Davel 2025): sparsity and class clustering per hidden layer.
 register("sparsity", representation.sparsity_measure,

@@ -263,7 +263,7 @@ def test_pairs_do_not_depend_on_the_order_of_the_data():
     inputs = rng.normal(size=(200, 2)).astype(np.float32)
     labels = rng.integers(0, 3, size=200)
     shuffle = rng.permutation(200)
-    for pairs in ("same_class", "different_class", "any"):
+    for pairs in ("same_class", "different_class", "any", "nearest"):
         first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=50, seed=1)
         first_s, second_s = draw_pairs(inputs[shuffle], labels[shuffle], pairs=pairs, n_pairs=50, seed=1)
         np.testing.assert_array_equal(inputs[first], inputs[shuffle][first_s])
@@ -271,7 +271,7 @@ def test_pairs_do_not_depend_on_the_order_of_the_data():
     assert fragmentation_score(model, inputs, labels) == fragmentation_score(model, inputs[shuffle], labels[shuffle])
 
 
-@pytest.mark.parametrize("mode", ["same_class", "different_class", "any"])
+@pytest.mark.parametrize("mode", ["same_class", "different_class", "any", "nearest"])
 def test_the_first_k_pairs_of_n_are_the_pairs_of_n_pairs_k(mode):
     rng = np.random.default_rng(2)
     inputs = rng.normal(size=(90, 3)).astype(np.float32)
@@ -314,7 +314,19 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"shape \(5,\).*\(4,\)"):
         fragmentation_score(model, np.zeros((10, 5), dtype=np.float32), labels)
     with pytest.raises(ValueError, match="pairs must be one of"):
-        fragmentation_score(model, inputs, labels, pairs="nearest")
+        fragmentation_score(model, inputs, labels, pairs="nearby")
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        fragmentation_score(model, inputs, labels, statistic="margin")
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        fragmentation_score(model, inputs, labels, normalize="area")
+    with pytest.raises(ValueError, match="needs normalize='none'"):
+        fragmentation_score(model, inputs, labels, statistic="changes_then_off_label", normalize="length")
+    with pytest.raises(ValueError, match="neighbours must be a positive integer"):
+        fragmentation_score(model, inputs, labels, pairs="nearest", neighbours=0)
+    with pytest.raises(ValueError, match="no hidden layer with a nonlinearity"):
+        fragmentation_score(model, inputs, labels, layer="hidden")
+    with pytest.raises(ValueError, match="'middle' or 'hidden'"):
+        fragmentation_score(model, inputs, labels, layer="last")
     with pytest.raises(ValueError, match="aggregate must be one of"):
         fragmentation_score(model, inputs, labels, aggregate="sum")
     with pytest.raises(ValueError, match="layer=3 is out of range"):
@@ -331,3 +343,58 @@ def test_bad_arguments_are_named():
         fragmentation_score(model, inputs, labels, coarse_points=1)
     with pytest.raises(ValueError, match="refine_margin must be >= 0"):
         fragmentation_score(model, inputs, labels, refine_margin=-1.0)
+
+
+def test_nearest_pairs_join_an_example_to_one_of_its_k_nearest_classmates():
+    # Class 0 on a line at 0, 1, 3, 7, 15 and class 1 at 100, 101: distances are all different.
+    positions = np.array([0.0, 1.0, 3.0, 7.0, 15.0, 100.0, 101.0], dtype=np.float32)
+    labels = np.array([0, 0, 0, 0, 0, 1, 1])
+    inputs = np.stack([positions, np.zeros_like(positions)], axis=1)
+    first, second = draw_pairs(inputs, labels, pairs="nearest", n_pairs=5000, seed=3, neighbours=2)
+    drawn = set(zip(first.tolist(), second.tolist()))
+    nearest_two = {0: {1, 2}, 1: {0, 2}, 2: {1, 0}, 3: {2, 1}, 4: {3, 2}, 5: {6}, 6: {5}}
+    assert drawn == {(i, j) for i, partners in nearest_two.items() for j in partners}
+    first, second = draw_pairs(inputs, labels, pairs="nearest", n_pairs=200, seed=3, neighbours=1)
+    assert dict(zip(first.tolist(), second.tolist())) == {0: 1, 1: 0, 2: 1, 3: 2, 4: 3, 5: 6, 6: 5}
+
+
+def test_off_label_fraction_and_tie_break_on_known_paths(keras):
+    # Two class-0 examples at 0 and 1 and the k=3 sine: the class along the path is known exactly.
+    model = sine_classifier(keras, 3)
+    inputs = np.array([[0.0], [1.0], [0.5]], dtype=np.float32)
+    labels = np.array([0, 0, 1])
+    t = np.linspace(0.0, 1.0, 301)
+    off = float(np.mean(np.sin(3 * math.pi * t + PHASE) <= 0))
+    options = dict(n_pairs=20, n_points=301, extend=0.0)
+    for counting in ("dense", "adaptive"):
+        value = fragmentation_score(model, inputs, labels, statistic="off_label", counting=counting, **options)
+        assert value == pytest.approx(off, abs=1e-9)
+        assert 0.3 < value < 0.4
+        tied = fragmentation_score(model, inputs, labels, statistic="changes_then_off_label", counting=counting,
+                                   **options)
+        assert tied == pytest.approx(3.0 + off / 42)
+
+
+def test_changes_per_unit_length(keras):
+    # h = x / 2: examples at x = 0 and 2 walk h from 0 to 1 (3 changes) over a length of 2.
+    model = sine_classifier(keras, 3, head=lambda x: x / 2)
+    inputs = np.array([[0.0], [2.0], [1.0]], dtype=np.float32)
+    labels = np.array([0, 0, 1])
+    assert fragmentation_score(model, inputs, labels, n_pairs=10, n_points=401, extend=0.0,
+                               normalize="length") == pytest.approx(1.5)
+    # Extended to t in [-0.5, 1.5]: 6 changes over a length of 4.
+    assert fragmentation_score(model, inputs, labels, n_pairs=10, n_points=801, extend=0.5,
+                               normalize="length") == pytest.approx(1.5)
+
+
+def test_hidden_is_the_mean_over_the_hidden_layers_with_a_nonlinearity():
+    tf.keras.utils.set_random_seed(1)
+    model = tf.keras.Sequential([tf.keras.layers.Dense(32, activation="relu"), tf.keras.layers.Dropout(0.1),
+                                 tf.keras.layers.Dense(32, activation="tanh"), tf.keras.layers.Dense(3)])
+    model.build([0, 2])
+    rng = np.random.default_rng(4)
+    inputs = rng.normal(size=(120, 2)).astype(np.float32) * 3
+    labels = rng.integers(0, 3, size=120)
+    per_layer = [fragmentation_score(model, inputs, labels, n_pairs=300, layer=index) for index in (0, 2)]
+    assert max(per_layer) > 0
+    assert fragmentation_score(model, inputs, labels, n_pairs=300, layer="hidden") == pytest.approx(np.mean(per_layer))
