@@ -83,7 +83,8 @@ def comparison_markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None,
         sections.append(f"**{title}** (higher is better)\n\n{_markdown(shown)}")
     legend = ["value: the score (the mean over seeds for a measure run with several seeds)"]
     if n_seeds > 1:
-        legend.append(f"`± s`: standard deviation over the {n_seeds} seeds of a measure that samples")
+        legend.append(f"`± s`: standard deviation over the {n_seeds} seeds of a measure that samples (in the "
+                      "mean column: of the mean over tasks taken seed by seed)")
     if frame.get("cmi_low") is not None and frame["cmi_low"].notna().any():
         legend.append("`[a, b]`: 95% bootstrap interval over the task's models (resampled with replacement)"
                       + (" and the seeds" if n_seeds > 1 else ""))
@@ -106,6 +107,44 @@ def comparison_markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None,
     seconds = frame.pivot(index="measure", columns="task", values="seconds_per_model").astype(float)
     sections.append(f"**seconds per model** (loading included)\n\n{seconds.to_markdown(floatfmt='.2f')}")
     return "\n\n".join(sections) + "\n"
+
+
+def summary_markdown(frame: pd.DataFrame, mean_interval: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """One row per measure, best mean CMI first: the means over tasks of CMI and tau with their
+    seed spread and 95% interval, how often the measure beats the best mean CMI in the paired
+    resamples, on how many tasks its CMI is above chance, and its seconds per model."""
+    cmi = score_table(frame, "cmi")
+    tau = score_table(frame, "kendall_tau")
+    intervals = mean_interval.set_index(["score", "measure"])
+    wins = paired[(paired["task"] == "mean") & (paired["score"] == "cmi")].set_index("measure")
+    rows = []
+    for measure in cmi.index:
+        cells = {"measure": measure}
+        for score, table, digits in (("cmi", cmi, 2), ("kendall_tau", tau, 3)):
+            value = table.loc[measure, "mean"]
+            if (score, measure) in intervals.index:
+                row = intervals.loc[(score, measure)]
+                cells[dict(SCORES)[score]] = _cell(value, row["seed_std"], row["low"], row["high"], False, digits)
+            else:
+                cells[dict(SCORES)[score]] = "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+        best = measure in wins.index and wins.loc[measure, "best"] == measure
+        cells["CMI vs best (paired)"] = ("best" if best else f"{wins.loc[measure, 'wins']:.2f}"
+                                         if measure in wins.index else "")
+        scored = frame[(frame["measure"] == measure) & frame["cmi"].notna()]
+        if "within_chance" in scored and scored["cmi_chance_p95"].notna().any():
+            above = sum(not (isinstance(w, str) and "cmi" in w.split()) for w in scored["within_chance"])
+            cells["CMI above chance"] = f"{above}/{len(scored)}"
+        cells["s/model"] = f"{frame[frame['measure'] == measure]['seconds_per_model'].astype(float).mean():.2f}"
+        rows.append(cells)
+    tasks = frame["task"].nunique()
+    seeds = int(mean_interval["seeds"].max()) if len(mean_interval) else 1
+    legend = (f"Means over {tasks} tasks, best mean CMI first. `± s`: standard deviation over {seeds} seed(s) of "
+              "the mean over tasks (measures that sample); `[a, b]`: 95% bootstrap interval of the mean (each "
+              "task's models resampled); \"CMI vs best\": fraction of the same resamples in which the measure's "
+              "mean CMI is higher than the best one's (below 0.05: reliably behind); \"CMI above chance\": "
+              "tasks where the CMI is above the 95th percentile of random measures.")
+    return legend + "\n\n" + pd.DataFrame(rows).set_index("measure").to_markdown(
+        colalign=("left",) + ("right",) * (len(rows[0]) - 1), disable_numparse=True) + "\n"
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -132,9 +171,9 @@ def _cells(frame, score, table, digits, mean_interval) -> pd.DataFrame:
             if task == "mean":
                 row = None if mean_interval is None else mean_interval.loc[
                     (mean_interval["measure"] == measure) & (mean_interval["score"] == score)]
-                low, high = (np.nan, np.nan) if row is None or not len(row) else (row["low"].iloc[0],
-                                                                                 row["high"].iloc[0])
-                shown.loc[measure, task] = _cell(value, np.nan, low, high, False, digits)
+                low, high, spread = (np.nan, np.nan, np.nan) if row is None or not len(row) else (
+                    row["low"].iloc[0], row["high"].iloc[0], row["seed_std"].iloc[0])
+                shown.loc[measure, task] = _cell(value, spread, low, high, False, digits)
                 continue
             row = rows.loc[(measure, task)]
             within = isinstance(row.get("within_chance"), str) and score in row["within_chance"].split()
@@ -184,7 +223,7 @@ def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *, fig
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports, written, distributions, paired_rows = [], [], {}, []
+    reports, written, distributions, paired_rows, seed_scores = [], [], {}, [], {}
     for task, run in task_runs.items():
         by_measure: dict[str, dict[str, dict]] = {}
         incomplete: dict[str, TaskReport] = {}
@@ -204,7 +243,8 @@ def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *, fig
         chance = chance_levels(task.model_specs(), null, seed) if null and by_measure else None
         task_reports = {}
         for measure, runs in by_measure.items():
-            report, dists = _report_over_seeds(task, measure, runs, bootstrap, seed)
+            report, dists, per_seed = _report_over_seeds(task, measure, runs, bootstrap, seed)
+            seed_scores[(task.name, measure)] = per_seed
             if chance is not None and report.kendall_tau is not None:
                 add_chance(report, chance)
             report.parameters = provenance[measure].parameters
@@ -217,11 +257,14 @@ def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *, fig
             paired_rows += _paired_with_best(task.name, task_reports, distributions)
     frame = reports_table(reports)
     frame["seeds"] = [r.seeds.get("kendall_tau", {}).get("seeds", 1) for r in reports]
-    mean_interval, mean_paired = _over_tasks(frame, distributions) if bootstrap else (None, [])
+    mean_interval, mean_paired = _over_tasks(frame, distributions, seed_scores) if bootstrap else (None, [])
     paired = pd.DataFrame(paired_rows + mean_paired, columns=["task", "score", "measure", "best", "wins"])
     frame.to_csv(out_dir / "comparison.csv", index=False)
     (out_dir / "comparison.md").write_text(comparison_markdown(frame, paired, mean_interval))
     written += [out_dir / "comparison.csv", out_dir / "comparison.md"]
+    if mean_interval is not None and frame["task"].nunique() > 1:
+        (out_dir / "summary.md").write_text(summary_markdown(frame, mean_interval, paired))
+        written.append(out_dir / "summary.md")
     if bootstrap:
         paired.to_csv(out_dir / "paired.csv", index=False)
         mean_interval.to_csv(out_dir / "mean_intervals.csv", index=False)
@@ -231,14 +274,17 @@ def write_comparison(task_runs: dict[Task, TaskRun], out_dir: str | Path, *, fig
             complete = {name: results for name, results in run.results.items() if run.complete(name)}
             if complete:
                 written.append(plot_task(task, complete, frame, out_dir / "figures"))
+        if mean_interval is not None and len(mean_interval) and frame["task"].nunique() > 1:
+            written.append(plot_over_tasks(frame, mean_interval, out_dir / "figures" / "over_tasks.png"))
     return reports, frame, written
 
 
 def _report_over_seeds(task: Task, measure: str, runs: dict[str, dict], bootstrap: int, seed: int
-                       ) -> tuple[TaskReport, dict[str, np.ndarray]]:
+                       ) -> tuple[TaskReport, dict[str, np.ndarray], dict[str, list[float]]]:
     """One report for a measure's seeds: mean scores, their spread, the pooled bootstrap interval.
 
-    Returns the report and, by score, the bootstrap scores as (n_seeds, n_resamples) arrays.
+    Returns the report, by score the bootstrap scores as (n_seeds, n_resamples) arrays, and by
+    score the score of each seed (in the order of ``runs``).
     """
     per_seed, dists = [], {}
     for results in runs.values():
@@ -263,7 +309,9 @@ def _report_over_seeds(task: Task, measure: str, runs: dict[str, dict], bootstra
         report.psi = {name: float(np.mean([r.psi[name] for r in per_seed])) for name in first.psi}
     dists = {score: np.stack(rows) for score, rows in dists.items()}
     report.interval = {score: percentile_interval(dists[score]) for score, _ in SCORES if score in dists}
-    return report, dists
+    per_seed_scores = {score: [getattr(r, score) for r in per_seed] for score, _ in SCORES
+                       if all(getattr(r, score) is not None for r in per_seed)}
+    return report, dists, per_seed_scores
 
 
 def _paired_with_best(task: str, reports: dict[str, TaskReport], distributions: dict) -> list[dict]:
@@ -282,12 +330,16 @@ def _paired_with_best(task: str, reports: dict[str, TaskReport], distributions: 
     return rows
 
 
-def _over_tasks(frame: pd.DataFrame, distributions: dict) -> tuple[pd.DataFrame, list[dict]]:
+def _over_tasks(frame: pd.DataFrame, distributions: dict, seed_scores: dict | None = None
+                ) -> tuple[pd.DataFrame, list[dict]]:
     """Intervals of each measure's mean over tasks, and the paired comparison of that mean.
 
     Tasks are resampled independently, so resample r of the mean is the mean of the tasks'
     resamples r (seed k with seed k). Only measures scored on every task that has the score are
-    compared, so that each mean is over the same tasks.
+    compared, so that each mean is over the same tasks. With ``seed_scores`` (by (task, measure),
+    by score, the score of each seed) the mean over tasks is also taken seed by seed, and
+    ``seed_std`` is the standard deviation of those means over the seeds every task has (NaN
+    for one seed): the spread a user who runs the measure once should expect of the mean.
     """
     rows, paired = [], []
     for score, _ in SCORES:
@@ -300,13 +352,66 @@ def _over_tasks(frame: pd.DataFrame, distributions: dict) -> tuple[pd.DataFrame,
             seeds = min(len(part) for part in parts)  # seed k on every task
             means[measure] = np.mean([part[:seeds] for part in parts], axis=0)
             low, high = percentile_interval(means[measure])
-            rows.append({"score": score, "measure": measure, "tasks": len(tasks), "low": low, "high": high})
+            seed_std = np.nan
+            if seed_scores is not None and seeds > 1:
+                per_seed = np.mean([seed_scores[(task, measure)][score][:seeds] for task in tasks], axis=0)
+                seed_std = float(np.std(per_seed, ddof=1))
+            rows.append({"score": score, "measure": measure, "tasks": len(tasks), "seeds": seeds,
+                         "seed_std": seed_std, "low": low, "high": high})
         if score in PAIRED_SCORES and means:
             table = score_table(frame, score)["mean"]
             best = max(means, key=lambda m: table[m])
             paired += [{"task": "mean", "score": score, "measure": m, "best": best,
                         "wins": paired_win_fraction(means[m], means[best])} for m in means]
-    return pd.DataFrame(rows, columns=["score", "measure", "tasks", "low", "high"]), paired
+    return pd.DataFrame(rows, columns=["score", "measure", "tasks", "seeds", "seed_std", "low", "high"]), paired
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("figures need matplotlib: pip install -e '.[plots]' (or pass --no-figures)") from None
+    return plt
+
+
+def plot_over_tasks(frame: pd.DataFrame, mean_interval: pd.DataFrame, path: Path) -> Path:
+    """``path``: per score (CMI, tau) each measure's mean over tasks with its 95% interval, and its
+    score on each task as a small dot, best mean at the top; the dashed line is the mean chance
+    level of random measures. The evidence for choosing a measure, in one figure."""
+    plt = _pyplot()
+    panels = [(score, title) for score, title in SCORES if score in PAIRED_SCORES]
+    order = list(score_table(frame, "cmi").index)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 0.32 * len(order) + 1.4),
+                                squeeze=False, sharey=True)
+    for axis, (score, title) in zip(axes[0], panels):
+        table = score_table(frame, score).reindex(order)
+        tasks = [column for column in table.columns if column != "mean"]
+        intervals = mean_interval[mean_interval["score"] == score].set_index("measure")
+        for row, measure in enumerate(order):
+            y = len(order) - 1 - row
+            values = table.loc[measure, tasks].astype(float)
+            axis.scatter(values, y + np.linspace(-0.22, 0.22, len(tasks)), s=7, color="0.65", zorder=1)
+            if measure in intervals.index:
+                low, high = intervals.loc[measure, "low"], intervals.loc[measure, "high"]
+                axis.plot([low, high], [y, y], color="C0", linewidth=2.2, zorder=2)
+            axis.scatter([table.loc[measure, "mean"]], [y], s=26, color="black", zorder=3)
+        chance = frame.groupby("task")[f"{score}_chance_mean"].first().astype(float)
+        if f"{score}_chance_mean" in frame and chance.notna().any():
+            axis.axvline(chance.mean(), color="C3", linestyle="--", linewidth=1, label="chance (mean over tasks)")
+            axis.legend(fontsize=7, loc="lower right")
+        axis.set_yticks(range(len(order)))
+        axis.set_yticklabels(list(reversed(order)), fontsize=7)
+        axis.set_xlabel(f"{title}: mean over {len(tasks)} tasks (black), 95% interval (blue), per task (grey)",
+                        fontsize=7)
+        axis.tick_params(labelsize=7)
+        axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def plot_task(task: Task, by_label: dict[str, dict], frame: pd.DataFrame, folder: Path) -> Path:
@@ -316,12 +421,7 @@ def plot_task(task: Task, by_label: dict[str, dict], frame: pd.DataFrame, folder
     spans the seeds' values (min to max); the title gives the score with its spread, its 95%
     bootstrap interval and the task's chance level.
     """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("figures need matplotlib: pip install -e '.[plots]' (or pass --no-figures)") from None
+    plt = _pyplot()
     from .scoring import generalization_gaps
 
     gaps = generalization_gaps(task.model_specs())

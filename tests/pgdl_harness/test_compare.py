@@ -9,6 +9,7 @@ from pgdl_harness.cli import main
 from pgdl_harness.compare import comparison_markdown, measure_of, score_table, seeded_measures, write_comparison
 from pgdl_harness.runner import ModelResult, TaskRun
 from pgdl_harness.scoring import score_task
+from pgdl_harness.tasks import Task
 
 from ..conftest import GOLDEN_DIR
 
@@ -105,3 +106,29 @@ def test_compare_seeds_on_the_toy_task(tmp_path):
     frame = pd.read_csv(tmp_path / "comparison.csv").set_index("measure")
     assert frame.loc["fragmentation", "seeds"] == 2 and frame.loc["parameter_norm", "seeds"] == 1
     assert frame.loc["fragmentation", "cmi_seed_std"] > 0 and pd.isna(frame.loc["parameter_norm", "cmi_seed_std"])
+
+
+def test_the_mean_over_tasks_has_a_seed_spread_an_interval_and_a_figure(toy_task, tmp_path):
+    # The toy task under a second name is a second task with the same models and gaps.
+    other = Task("toy_copy", toy_task.folder, toy_task.model_configs_path)
+    labels = ("noisy", "noisy#seed=1", "noisy#seed=2")
+    runs = {task: TaskRun(task, {**{label: noisy_results(10 * i + k, noise=0.02) for k, label in enumerate(labels)},
+                                 "truth": as_results("true_gap")})
+            for i, task in enumerate((toy_task, other))}
+    reports, frame, written = write_comparison(runs, tmp_path, figures=True, null=50, bootstrap=100)
+    per_seed = [np.mean([score_task({m: r.value for m, r in runs[task].results[label].items()},
+                                    task.model_specs()).cmi for task in runs]) for label in labels]
+    intervals = pd.read_csv(tmp_path / "mean_intervals.csv").set_index(["score", "measure"])
+    assert intervals.loc[("cmi", "noisy"), "seed_std"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-9)
+    assert intervals.loc[("cmi", "noisy"), "seeds"] == 3 and intervals.loc[("cmi", "noisy"), "tasks"] == 2
+    assert np.isnan(intervals.loc[("cmi", "truth"), "seed_std"])
+    low, high = intervals.loc[("kendall_tau", "noisy"), ["low", "high"]]
+    assert low <= frame[frame["measure"] == "noisy"]["kendall_tau"].mean() <= high
+    markdown = (tmp_path / "comparison.md").read_text()
+    assert f"{np.mean(per_seed):.2f} ± {np.std(per_seed, ddof=1):.2f} [" in markdown
+    assert (tmp_path / "figures" / "over_tasks.png").stat().st_size > 10_000
+    summary = (tmp_path / "summary.md").read_text().splitlines()
+    rows = [line for line in summary if line.startswith("| noisy") or line.startswith("| truth")]
+    assert rows[0].startswith("| truth") and " best |" in rows[0] and " 2/2 |" in rows[0]
+    assert rows[0].endswith(" 1.00 |")
+    assert f"{np.mean(per_seed):.2f} ± {np.std(per_seed, ddof=1):.2f} [" in rows[1]
