@@ -38,11 +38,13 @@ clean:
 	rm -rf $(VENV) results .pytest_cache *.egg-info
 
 # Benchmarks print timings and ratios (not timed tests): implementations and PGDL-sized models,
-# then adaptive against dense counting on every bundled image model (~10 min on 2 cores).
+# then adaptive against dense counting on every bundled image model (~10 min on 2 cores), then
+# where jacobian_norm's time goes (tracing against compute, three exact implementations).
 .PHONY: bench bench-pairs
 bench: setup
 	$(PY) tests/benchmarks/bench_fragmentation.py
 	$(PY) tests/benchmarks/bench_adaptive.py
+	$(PY) tests/benchmarks/bench_jacobian.py
 
 # How CMI and tau move with n_pairs and n_points over 3 pair seeds (~30-60 min; cached in
 # results/bench_pairs/, resumable), then the adaptive-rule ablation on the same evaluations.
@@ -79,3 +81,22 @@ dev-suite: setup
 .PHONY: bench-engines
 bench-engines: setup
 	$(PY) tests/benchmarks/bench_engines.py $(TASK)
+
+# The variant study behind the default (README, "Which fragmentation"): the bundled tasks and the
+# development suite in one root of symbolic links (results/study/tasks), the fragmentation
+# variants with STUDY_SEEDS pair seeds, then every other measure (and seed 0 of the variants)
+# in one table. Both share one cache: cached, resumable, and the second run only adds measures.
+STUDY_SEEDS ?= 3
+STUDY_VARIANTS := fragmentation fragmentation_any fragmentation_different_class fragmentation_nearest \
+	fragmentation_per_length fragmentation_off_label fragmentation_penultimate fragmentation_middle fragmentation_hidden
+STUDY_OTHERS := fragmentation_tiebreak fragmentation_penultimate_per_length sparsity \
+	davies_bouldin silhouette natekar_sharma mixup_error output_margin parameter_norm distance_from_init
+.PHONY: study
+study: setup dev-suite
+	mkdir -p results/study/tasks results/study/all
+	for task in $(DATA)/*/ $(DEV_DATA)/*/; do ln -sfn "$$(cd "$$task" && pwd)" "results/study/tasks/$$(basename "$$task")"; done
+	$(PY) -m pgdl_harness compare --data results/study/tasks --measures $(STUDY_VARIANTS) --seeds $(STUDY_SEEDS) \
+		--out results/study/variants
+	ln -sfn ../variants/cache results/study/all/cache
+	$(PY) -m pgdl_harness compare --data results/study/tasks --measures $(STUDY_VARIANTS) $(STUDY_OTHERS) \
+		--out results/study/all

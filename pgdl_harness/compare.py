@@ -142,7 +142,8 @@ def summary_markdown(frame: pd.DataFrame, mean_interval: pd.DataFrame, paired: p
               "the mean over tasks (measures that sample); `[a, b]`: 95% bootstrap interval of the mean (each "
               "task's models resampled); \"CMI vs best\": fraction of the same resamples in which the measure's "
               "mean CMI is higher than the best one's (below 0.05: reliably behind); \"CMI above chance\": "
-              "tasks where the CMI is above the 95th percentile of random measures.")
+              "tasks where the CMI is above the 95th percentile of random measures; \"s/model\": seconds per model "
+              "and seed, loading included.")
     return legend + "\n\n" + pd.DataFrame(rows).set_index("measure").to_markdown(
         colalign=("left",) + ("right",) * (len(rows[0]) - 1), disable_numparse=True) + "\n"
 
