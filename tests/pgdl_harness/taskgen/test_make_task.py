@@ -76,8 +76,12 @@ def logits(model, images, batch=500):
                            for i in range(0, len(images), batch)])
 
 
-def accuracy(model, images, labels):
-    return float(np.mean(np.argmax(logits(model, images), axis=1) == labels))
+def accuracy(model, images, labels, batch=500):
+    # One compiled call per batch: 1.5-2x faster than eager calls on these convnets.
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    predicted = np.concatenate([np.argmax(forward(tf.constant(images[i:i + batch])).numpy(), axis=1)
+                                for i in range(0, len(images), batch)])
+    return float(np.mean(predicted == labels))
 
 
 def model_ids(task_dir):
@@ -338,7 +342,7 @@ def test_bundled_models_load_in_both_kerases_and_reproduce_their_accuracies(task
         with h5py.File(model_dir / "weights.hdf5", "r") as f:
             assert str(f.attrs["keras_version"]).startswith("2.")
         tf_keras.backend.clear_session()
-        keras3.backend.clear_session()
+        keras3.backend.clear_session(free_memory=False)  # without its full garbage collection: 0.3 s a model
         legacy, current = load_like_kit(tf_keras, model_dir), load_like_kit(keras3, model_dir)
         np.testing.assert_allclose(logits(current, train[0][:256]), logits(legacy, train[0][:256]),
                                    atol=1e-5, rtol=1e-5, err_msg=str(model_dir))
