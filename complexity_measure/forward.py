@@ -177,13 +177,22 @@ def logit_jacobian_norms(model, inputs: np.ndarray, batch_size: int = 64) -> np.
 
     Exact, not estimated: one gradient per output class (summed over the batch, which gives each
     example's own gradient because in inference mode examples do not interact, not even through
-    BatchNorm). On a small convnet this is ~25% faster than ``GradientTape.batch_jacobian`` and
-    never needs its ``pfor`` fallback. Memory per batch is ~``batch_size * input_size`` floats
-    per class gradient.
+    BatchNorm). Faster than ``GradientTape.batch_jacobian`` on the bundled models, first call and
+    compute alike (``tests/benchmarks/bench_jacobian.py``), and never needs its ``pfor`` fallback.
+    Memory per batch is ~``batch_size * input_size`` floats per class gradient.
     """
     if len(inputs) == 0:
         raise ValueError("no inputs to run the model on")
-    layers = model_layers(model)
+    return batched_apply(jacobian_norm_function(model_layers(model)), np.asarray(inputs, dtype=np.float32),
+                         batch_size)
+
+
+def jacobian_norm_function(layers: Sequence) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The compiled function of ``logit_jacobian_norms``: a batch of inputs to their Jacobian norms.
+
+    On small models its first call (tracing and optimising a graph that holds one backward pass
+    per class) takes most of the measure's time: ``tests/benchmarks/bench_jacobian.py``.
+    """
 
     @tf.function(reduce_retracing=True, autograph=False)
     def norms(x):
@@ -195,4 +204,4 @@ def logit_jacobian_norms(model, inputs: np.ndarray, batch_size: int = 64) -> np.
                    for column in columns]
         return tf.sqrt(tf.add_n(squared))
 
-    return batched_apply(norms, np.asarray(inputs, dtype=np.float32), batch_size)
+    return norms

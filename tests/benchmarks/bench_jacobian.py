@@ -3,7 +3,7 @@
 jacobian_norm needs d logits / d inputs for every class at 512 training examples. Three exact
 implementations, on the first model of each bundled image task (and of any task given):
 
-- ``per_class`` (what ``forward.logit_jacobian_norms`` does): one forward pass, then one
+- ``per_class`` (``forward.jacobian_norm_function``, what ``jacobian_norm`` runs): one forward pass, then one
   gradient per class from a persistent tape; the compiled graph holds C backward passes.
 - ``batch_jacobian``: ``GradientTape.batch_jacobian`` (vectorised with pfor).
 - ``replicated``: each example repeated C times, copy c's gradient of logit c in *one* backward
@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from complexity_measure.forward import model_layers, run_layers  # noqa: E402
+from complexity_measure.forward import jacobian_norm_function, model_layers, run_layers  # noqa: E402
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
 
@@ -40,16 +40,7 @@ EXAMPLES = 512
 
 
 def per_class(layers, classes):
-    @tf.function(reduce_retracing=True, autograph=False)
-    def norms(x):
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(x)
-            out = run_layers(layers, x)
-            columns = [out[:, c] for c in range(out.shape[-1])]
-        squared = [tf.reduce_sum(tf.square(tf.reshape(tape.gradient(column, x), [tf.shape(x)[0], -1])), axis=1)
-                   for column in columns]
-        return tf.sqrt(tf.add_n(squared))
-    return norms
+    return jacobian_norm_function(layers)
 
 
 def batch_jacobian(layers, classes):
