@@ -147,13 +147,14 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         if normalize == "length":
             span = lengths * float(positions[-1] - positions[0])
             changes = np.divide(changes, span, out=np.zeros(len(changes)), where=span > 0)
-        off_label = np.mean((classes != labels[first][:, None]) & (classes != labels[second][:, None]), axis=1)
+        off_label = None if statistic == "changes" else float(np.mean(
+            (classes != labels[first][:, None]) & (classes != labels[second][:, None])))
         if statistic == "off_label":
-            values.append(float(np.mean(off_label)))
+            values.append(off_label)
             continue
         value = aggregate_changes(changes, aggregate)
         if statistic == "changes_then_off_label":
-            value += float(np.mean(off_label)) / (2 * (n_pairs + 1))
+            value += off_label / (2 * (n_pairs + 1))
         values.append(value)
     return float(np.mean(values))
 
