@@ -142,7 +142,8 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     for index in layers:
         classes, lengths = path_classes(model, inputs[first], inputs[second], positions, layer=index,
                                         counting=counting, coarse_points=coarse_points,
-                                        refine_margin=refine_margin, batch_size=batch_size)
+                                        refine_margin=refine_margin, batch_size=batch_size,
+                                        with_lengths=normalize == "length")
         changes = np.sum(classes[:, 1:] != classes[:, :-1], axis=1)
         if normalize == "length":
             span = lengths * float(positions[-1] - positions[0])
@@ -176,27 +177,29 @@ def _measured_layers(model, layer) -> list:
 def path_classes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray, *,
                  layer: int | None = None, counting: str = DEFAULT_COUNTING,
                  coarse_points: int = DEFAULT_COARSE_POINTS, refine_margin: float = DEFAULT_REFINE_MARGIN,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+                 batch_size: int = DEFAULT_BATCH_SIZE, with_lengths: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The predicted class at every point of the grid of every path, and the paths' lengths.
 
     Paths as in ``path_class_changes``. ``counting="dense"`` classifies every point;
     ``"adaptive"`` classifies the points ``count_changes_adaptively`` chooses and gives each
     skipped point the class of the last evaluated point before it (the dense classes wherever the
     adaptive count equals the dense one). Returns ``(classes, lengths)``: int array of shape
-    ``(n_paths, n_points)``, and ``|b_p - a_p|`` at ``layer`` (float64, shape ``(n_paths,)``).
+    ``(n_paths, n_points)``, and with ``with_lengths`` ``|b_p - a_p|`` at ``layer`` (float64, shape
+    ``(n_paths,)``; else None: at an early convolution of a PGDL-sized model the differences of
+    2048 pairs would take a gigabyte).
     """
     if counting not in COUNTINGS:
         raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
     positions = np.asarray(positions, dtype=np.float32)
     evaluator = _PathEvaluator(model, starts, ends, layer, batch_size)
     if counting == "dense":
-        n_paths, n_points = evaluator.n_paths, len(positions)
-        classes, _ = evaluator(np.repeat(np.arange(n_paths), n_points), np.tile(positions, n_paths))
-        return classes.reshape(n_paths, n_points), evaluator.lengths
-    classes, _ = adaptive_classes(lambda rows, columns: evaluator(rows, positions[columns]),
-                                  evaluator.n_paths, len(positions), coarse_points=coarse_points,
-                                  refine_margin=refine_margin)
-    return classes, evaluator.lengths
+        classes, _ = evaluator.grid(positions)
+    else:
+        classes, _ = adaptive_classes(lambda rows, columns: evaluator(rows, positions[columns]),
+                                      evaluator.n_paths, len(positions), coarse_points=coarse_points,
+                                      refine_margin=refine_margin)
+    return classes, evaluator.lengths() if with_lengths else None
 
 
 def path_positions(n_points: int, extend: float = 0.0) -> np.ndarray:
@@ -393,12 +396,7 @@ def path_point_predictions(model, starts: np.ndarray, ends: np.ndarray, position
     output (float32, >= 0; small near a class boundary). For studies of the grid (how counts move
     with ``n_points``, which intervals adaptive counting must refine) from one dense evaluation.
     """
-    positions = np.asarray(positions, dtype=np.float32)
-    evaluator = _PathEvaluator(model, starts, ends, layer, batch_size)
-    n_paths, n_points = evaluator.n_paths, len(positions)
-    rows = np.repeat(np.arange(n_paths), n_points)
-    classes, margins = evaluator(rows, np.tile(positions, n_paths))
-    return classes.reshape(n_paths, n_points), margins.reshape(n_paths, n_points)
+    return _PathEvaluator(model, starts, ends, layer, batch_size).grid(np.asarray(positions, dtype=np.float32))
 
 
 class _PathEvaluator:
@@ -424,11 +422,23 @@ class _PathEvaluator:
         self.n_paths = len(starts)
         self.batch_size = batch_size
         both = np.asarray(both, dtype=np.float32)
-        difference = (both[self.n_paths:] - both[:self.n_paths]).reshape(self.n_paths, -1).astype(np.float64)
-        self.lengths = np.sqrt(np.sum(difference ** 2, axis=1))
+        self._feature_size = int(np.prod(both.shape[1:]))
         self._first = tf.constant(both[:self.n_paths])
         self._second = tf.constant(both[self.n_paths:])
         self._evaluate = _point_classifier(tail, both.shape[1:])
+
+    def lengths(self) -> np.ndarray:
+        """``|b_p - a_p|`` of every path (float64, shape ``(n_paths,)``), a batch of paths at a time."""
+        return np.concatenate([
+            np.sqrt(np.sum(np.square((self._second[i:i + self.batch_size] - self._first[i:i + self.batch_size])
+                                     .numpy().reshape(-1, self._feature_size).astype(np.float64)), axis=1))
+            for i in range(0, self.n_paths, self.batch_size)])
+
+    def grid(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(classes, margins)`` at every ``t`` of ``positions`` on every path, shape ``(n_paths, n_points)``."""
+        n_points = len(positions)
+        classes, margins = self(np.repeat(np.arange(self.n_paths), n_points), np.tile(positions, self.n_paths))
+        return classes.reshape(self.n_paths, n_points), margins.reshape(self.n_paths, n_points)
 
     def __call__(self, rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(classes, margins)`` of shape ``(len(rows),)`` at points ``t`` of paths ``rows``."""
