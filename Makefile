@@ -47,10 +47,16 @@ bench: setup
 	$(PY) tests/benchmarks/bench_jacobian.py
 
 # How CMI and tau move with n_pairs and n_points over 3 pair seeds (~30-60 min; cached in
-# results/bench_pairs/, resumable), then the adaptive-rule ablation on the same evaluations.
+# results/bench_pairs/, resumable).
 bench-pairs: setup
 	$(PY) tests/benchmarks/pairs_and_points.py
-	$(PY) tests/benchmarks/adaptive_rules.py
+
+# Which intervals adaptive counting must refine: every rule replayed on the stored dense grids of
+# every model of the bundled image tasks and the development suite (make dev-suite first; ~15 min
+# to store them in results/adaptive_grids/, resumable; the replay takes a few minutes).
+.PHONY: bench-rules
+bench-rules: setup
+	$(PY) tests/benchmarks/adaptive_rules.py --data $(DATA) $(DEV_DATA)
 
 .PHONY: regression-update
 regression-update: setup

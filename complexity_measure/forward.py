@@ -76,9 +76,26 @@ def batched_apply(fn: Callable[[tf.Tensor], tf.Tensor], inputs: np.ndarray,
     """Apply a compiled function to ``inputs`` in batches and concatenate the results as numpy."""
     if len(inputs) == 0:
         raise ValueError("no inputs to run the model on")
+    fn = traced_once(fn, inputs, batch_size)
     outputs = [fn(tf.convert_to_tensor(inputs[start:start + batch_size])).numpy()
                for start in range(0, len(inputs), batch_size)]
     return np.concatenate(outputs, axis=0)
+
+
+def traced_once(fn, inputs: np.ndarray, batch_size: int):
+    """``fn``, traced for a batch axis of any length when ``inputs`` come in batches of two sizes.
+
+    A ``tf.function`` traces a graph per new input shape (``reduce_retracing`` generalises only
+    from the second shape on), so ``n`` inputs in batches of ``batch_size`` would be traced twice
+    when ``n`` is not a multiple of it: a full batch, then the remainder. Tracing and optimising
+    the graph costs more than computing a few hundred examples on a PGDL-sized model
+    (``tests/benchmarks/bench_fragmentation.py``), so trace once, for an unknown batch length.
+    Calls then dispatch to that trace. Anything but a ``tf.function`` is returned unchanged.
+    """
+    if len(inputs) > batch_size and len(inputs) % batch_size and hasattr(fn, "get_concrete_function"):
+        fn.get_concrete_function(tf.TensorSpec((None,) + tuple(np.shape(inputs)[1:]),
+                                               tf.as_dtype(np.asarray(inputs[:1]).dtype)))
+    return fn
 
 
 def representations(model, inputs: np.ndarray, layer: int | None,
@@ -168,6 +185,7 @@ def layer_output_batches(model, inputs: np.ndarray, layers: Sequence[int],
             outputs[index] = x
         return [outputs[index] for index in wanted]
 
+    traced_once(call, inputs, batch_size)
     for start in range(0, len(inputs), batch_size):
         yield [output.numpy() for output in call(tf.convert_to_tensor(inputs[start:start + batch_size]))]
 

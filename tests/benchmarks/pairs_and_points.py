@@ -4,7 +4,7 @@ One dense evaluation per model and seed gives every cell of the table: the pairs
 ``n_pairs=k`` are the first k of 2048 (``draw_pairs`` draws pair by pair from one seeded stream)
 and the 9/17/33-point grids are every 8th/4th/2nd point of the 65-point grid over the same
 ``t`` range. Per model and seed it stores the class and top-2 margin at every point of 2048
-same-class paths (65 points, t in [-0.5, 1.5]); ``adaptive_rules.py`` reads the same files.
+same-class paths (65 points, t in [-0.5, 1.5]).
 
 Run: `make bench-pairs` (collects into results/bench_pairs/, resumable, 30-60 min on a
 2-core CPU for the two bundled image tasks and 3 seeds), then it prints the table.

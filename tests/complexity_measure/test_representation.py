@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import davies_bouldin_score, silhouette_score
 
-from complexity_measure.forward import activation_layer_indices, layer_output_batches, representations
+from complexity_measure.forward import (activation_layer_indices, batched_apply, compiled, layer_output_batches,
+                                        model_layers, representations)
 from complexity_measure.representation import (channel_sparsity, channel_sparsity_per_layer, davies_bouldin_measure,
                                                davies_bouldin_per_layer, silhouette_measure, silhouette_per_layer,
                                                sparsity, sparsity_measure, sparsity_per_layer)
@@ -111,6 +112,22 @@ def test_one_pass_layer_outputs_match_separate_representations(keras):
     for position, layer in enumerate([1, 0, 2]):
         joined = np.concatenate([outputs[position] for outputs in batches])
         np.testing.assert_allclose(joined, representations(model, inputs, layer), rtol=1e-6)
+
+
+def test_batches_of_two_sizes_are_traced_once(keras):
+    # 23 inputs in batches of 10 come as 10, 10, 3: one trace for any batch length, not two.
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.layers.Dense(6, activation="relu"), keras.layers.Dense(3)])
+    model.build([None, 4])
+    inputs = np.random.default_rng(2).normal(size=(23, 4)).astype(np.float32)
+    call = compiled(model_layers(model))
+    outputs = batched_apply(call, inputs, batch_size=10)
+    assert call.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(outputs, model(inputs, training=False).numpy(), rtol=1e-5, atol=1e-6)
+    # A multiple of the batch size needs no generalised trace: one trace of the fixed shape.
+    call = compiled(model_layers(model))
+    batched_apply(call, inputs[:20], batch_size=10)
+    assert call.experimental_get_tracing_count() == 1
 
 
 def clusters(separation, n_per_class=30, n_classes=3, dim=4, seed=0):
