@@ -29,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -40,49 +41,45 @@ from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.scoring import score_task  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
 
+from bench_fragmentation import TRAINED_ARCHITECTURES, trained  # noqa: E402
+
 STORED_POINTS = 33
 PGDL_SIZED = "pgdl_sized"
 # The bundled toy task is not an image task (and has too few models to say much).
 SKIP = {"toy_data"}
 
 
-def collect(tasks, cache: Path) -> None:
-    """Store the dense 33-point classes and margins of every model not yet in ``cache``."""
-    import tensorflow as tf
+def store_grid(path: Path, model, inputs, labels) -> None:
+    """Store the class and top-2 margin at every point of the model's default paths (33 points)."""
+    first, second = draw_pairs(inputs, labels, n_pairs=DEFAULT_N_PAIRS, seed=0)
+    classes, margins = path_point_predictions(model, inputs[first], inputs[second],
+                                              path_positions(STORED_POINTS, DEFAULT_EXTEND))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, classes=classes.astype(np.int16), margins=margins.astype(np.float32))
 
-    positions = path_positions(STORED_POINTS, DEFAULT_EXTEND)
+
+def collect(tasks, cache: Path) -> None:
+    """Store the dense grids of every model of ``tasks`` not yet in ``cache``."""
     for task in tasks:
         missing = [m for m in task.model_ids if not (cache / task.name / f"{m}.npz").exists()]
         if not missing:
             continue
         inputs, labels = load_arrays(task)
-        first, second = draw_pairs(inputs, labels, n_pairs=DEFAULT_N_PAIRS, seed=0)
         for model_id in missing:
             start = time.perf_counter()
-            model = load_model(task.model_folder(model_id))
-            classes, margins = path_point_predictions(model, inputs[first], inputs[second], positions)
-            path = cache / task.name / f"{model_id}.npz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, classes=classes.astype(np.int16), margins=margins.astype(np.float32))
+            store_grid(cache / task.name / f"{model_id}.npz", load_model(task.model_folder(model_id)), inputs, labels)
             tf.keras.backend.clear_session()
             print(f"stored {task.name} {model_id} ({time.perf_counter() - start:.1f} s)", flush=True)
 
 
 def collect_pgdl_sized(cache: Path) -> None:
     """Store the dense grids of the two trained PGDL-sized benchmark models (trained if needed)."""
-    import bench_fragmentation
-
-    positions = path_positions(STORED_POINTS, DEFAULT_EXTEND)
-    for name, (build, epochs) in bench_fragmentation.TRAINED_ARCHITECTURES.items():
+    for name, (build, epochs) in TRAINED_ARCHITECTURES.items():
         path = cache / PGDL_SIZED / f"{name}.npz"
-        if path.exists():
-            continue
-        model, (inputs, labels), _ = bench_fragmentation.trained(name, build, epochs)
-        first, second = draw_pairs(inputs, labels, n_pairs=DEFAULT_N_PAIRS, seed=0)
-        classes, margins = path_point_predictions(model, inputs[first], inputs[second], positions)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, classes=classes.astype(np.int16), margins=margins.astype(np.float32))
-        print(f"stored {name}", flush=True)
+        if not path.exists():
+            model, (inputs, labels), _ = trained(name, build, epochs)
+            store_grid(path, model, inputs, labels)
+            print(f"stored {name}", flush=True)
 
 
 def replay(classes, margins, coarse_points, refine_margin):
@@ -121,7 +118,6 @@ def main():
         return [(z["classes"].astype(np.int64), z["margins"].astype(np.float64))
                 for z in (np.load(args.cache / folder / f"{name}.npz") for name in names)]
 
-    from bench_fragmentation import TRAINED_ARCHITECTURES
     stored = {task.name: grids(task.name, task.model_ids) for task in tasks}
     specs = {task.name: (task.model_specs(), task.model_ids) for task in tasks}
     stored.update({name: grids(PGDL_SIZED, [name]) for name in TRAINED_ARCHITECTURES})
