@@ -51,7 +51,7 @@ DEFAULT_SEED = 0
 # NiN), and on >= 99.9% averaged over the tasks (README, "Adaptive counting";
 # tests/benchmarks/adaptive_rules.py). On the default 17-point grid with extend 0.5 its coarse
 # points are t = -0.5, 0, 0.5, 1, 1.5: the path's ends, both training examples and the midpoint.
-# Three coarse points (t = -0.5, 0.5, 1.5) cost 16% fewer passes but miss changes around the
+# Three coarse points (t = -0.5, 0.5, 1.5) cost 12-17% fewer passes but miss changes around the
 # training examples: 3.8% of all changes on the trained NiN.
 COUNTINGS = ("adaptive", "dense")
 DEFAULT_COUNTING = "adaptive"
