@@ -37,8 +37,10 @@ test-fast: setup
 clean:
 	rm -rf $(VENV) results .pytest_cache *.egg-info
 
-# Benchmarks print timings and ratios (not timed tests): implementations and PGDL-sized models,
-# then adaptive against dense counting on every bundled image model (~10 min on 2 cores), then
+# Benchmarks print timings and ratios (not timed tests): implementations, the default measure on
+# two PGDL-sized models trained on colour digits (trained once, ~5 min, kept in results/bench_models/)
+# and every measure on PGDL-sized models, then adaptive against dense counting on every bundled
+# image model (~10 min on 2 cores), then
 # where jacobian_norm's time goes (tracing against compute, three exact implementations).
 .PHONY: bench bench-pairs
 bench: setup

@@ -162,10 +162,10 @@ TRAINED_MODELS = REPO / "results" / "bench_models"
 
 
 def trained(name, build, epochs=3):
-    """(model, (train inputs, train labels)): ``build()`` trained on 4,000 colour digits (Adam, seeded).
+    """(model, (train inputs, train labels), held-out accuracy): ``build()`` trained on 4,000 colour digits.
 
-    The weights are kept in results/bench_models/ (trained once, ~1-5 min per model on this CPU);
-    the accuracy on the 1,000 held-out digits is printed.
+    Adam, seeded. The weights are kept in results/bench_models/ under the first word of ``name``
+    (trained once, ~1-5 min per model on this CPU); the accuracy is on the 1,000 held-out digits.
     """
     images, labels = colour_digits()
     train, held_out = (images[:4000], labels[:4000]), (images[4000:], labels[4000:])

@@ -27,11 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_N_PAIRS,  # noqa: E402
-                                              DEFAULT_N_POINTS, DEFAULT_REFINE_MARGIN, count_changes_adaptively)
+                                              DEFAULT_N_POINTS, DEFAULT_REFINE_MARGIN)
 from pgdl_harness.scoring import score_task  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
 
-from adaptive_rules import SKIP, STORED_POINTS  # noqa: E402
+from adaptive_rules import SKIP, STORED_POINTS, replay  # noqa: E402
 
 ROUND = 256
 
@@ -40,10 +40,10 @@ def per_path(cache: Path, task, model_id: str) -> tuple[np.ndarray, np.ndarray]:
     """(changes, adaptive evaluations) per default path of one model, on the 17-point grid."""
     stored = np.load(cache / task.name / f"{model_id}.npz")
     step = (STORED_POINTS - 1) // (DEFAULT_N_POINTS - 1)
-    classes, margins = stored["classes"][:, ::step].astype(np.int64), stored["margins"][:, ::step].astype(np.float64)
-    return count_changes_adaptively(lambda rows, columns: (classes[rows, columns], margins[rows, columns]),
-                                    len(classes), DEFAULT_N_POINTS, coarse_points=DEFAULT_COARSE_POINTS,
-                                    refine_margin=DEFAULT_REFINE_MARGIN)
+    changes, _, evaluations = replay(stored["classes"][:, ::step].astype(np.int64),
+                                     stored["margins"][:, ::step].astype(np.float64),
+                                     DEFAULT_COARSE_POINTS, DEFAULT_REFINE_MARGIN)
+    return changes, evaluations
 
 
 def pairs_used(changes: np.ndarray, tol: float) -> int:
