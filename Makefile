@@ -85,6 +85,29 @@ DEV_DATA ?= dev_data
 dev-suite: setup
 	$(PY) -m pgdl_harness.taskgen.dev_suite --out $(DEV_DATA)
 
+# The benchmark suite (pgdl_harness/taskgen/benchmark_suite.py): six tasks of 48-96 models, outside
+# data/ (CI never builds it). Resumable: run again to finish; finished tasks are skipped.
+BENCH_DATA ?= bench_data
+WORKERS ?= 2
+.PHONY: benchmark-suite
+benchmark-suite: setup
+	$(PY) -m pgdl_harness.taskgen.benchmark_suite --out $(BENCH_DATA) --workers $(WORKERS)
+
+# The protocol of docs/benchmark.md on the suite: every candidate and every other measure with pair
+# seed 0 (compare, cached and resumable), then leave-one-family-out selection (select).
+BENCH_CANDIDATES := fragmentation fragmentation_nearest fragmentation_nearest_other fragmentation_wide \
+	fragmentation_per_length fragmentation_off_label fragmentation_penultimate fragmentation_middle \
+	fragmentation_hidden fragmentation_different_class fragmentation_mixup
+BENCH_OTHERS := sparsity davies_bouldin silhouette natekar_sharma mixup_error output_margin parameter_norm \
+	distance_from_init jacobian_norm
+BENCH_OUT ?= results/benchmark
+.PHONY: benchmark-study
+benchmark-study: setup benchmark-suite
+	$(PY) -m pgdl_harness compare --data $(BENCH_DATA) --measures $(BENCH_CANDIDATES) $(BENCH_OTHERS) \
+		--out $(BENCH_OUT)
+	$(PY) -m pgdl_harness select --data $(BENCH_DATA) --results $(BENCH_OUT) --candidates $(BENCH_CANDIDATES) \
+		--fixed $(BENCH_OTHERS) --reference fragmentation
+
 # Seconds per model with the local engine and with Ray (1 and 2 workers) on a bundled task.
 .PHONY: bench-engines
 bench-engines: setup

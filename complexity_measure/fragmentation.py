@@ -19,7 +19,7 @@ from .sampling import canonical_order
 from .forward import (DEFAULT_BATCH_SIZE, activation_layer_indices, check_inputs_fit_model,
                       middle_activation_layer, representations, run_layers, split_model)
 
-PAIR_MODES = ("same_class", "different_class", "any", "nearest")
+PAIR_MODES = ("same_class", "different_class", "any", "nearest", "nearest_other")
 AGGREGATIONS = ("mean", "fraction", "median", "max")
 # What is measured along each path (see fragmentation_score): class changes, the fraction of the
 # path's points classified as neither end's label, or the changes with that fraction as a tie-break.
@@ -80,11 +80,14 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         outputs are class scores (logits or probabilities: only their argmax is used).
     inputs : array of shape ``(n,) + input_shape``, the training inputs.
     labels : array of shape ``(n,)`` (class indices) or ``(n, k)`` (one-hot).
-    pairs : ``"same_class"`` (default), ``"different_class"``, ``"any"`` or ``"nearest"``: which
-        pairs of training examples are the ends of the paths. Pairs are drawn with replacement,
-        never an example with itself. ``"nearest"`` pairs an example with one of its
+    pairs : ``"same_class"`` (default), ``"different_class"``, ``"any"``, ``"nearest"`` or
+        ``"nearest_other"``: which pairs of training examples are the ends of the paths. Pairs
+        are drawn with replacement, never an example with itself. ``"nearest"`` pairs an example with one of its
         ``neighbours`` nearest same-class examples (Euclidean, input space): short paths that
         measure fragmentation *locally*, around the training data, rather than across a class.
+        ``"nearest_other"`` pairs an example with one of its ``neighbours`` nearest examples of
+        another class: short paths across the nearest class boundary, which every such path
+        must cross once; the changes beyond that one are fragmentation where two classes meet.
     n_pairs : how many paths.
     n_points : points per path, evenly spaced in ``t``, ends included (at least 2).
     extend : each path is ``x_a + t (x_b - x_a)`` for ``t`` from ``-extend`` to ``1 + extend``:
@@ -118,7 +121,8 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         changes per unit distance. In the input space the lengths are the same for every model
         of a task, so this reweights the pairs towards short ones; at a hidden layer it also
         removes the scale of the model's representation.
-    neighbours : how many nearest neighbours ``pairs="nearest"`` chooses among (ignored otherwise).
+    neighbours : how many nearest neighbours ``pairs="nearest"`` and ``"nearest_other"`` choose
+        among (ignored otherwise).
     batch_size : points per forward pass.
 
     Returns
@@ -240,7 +244,8 @@ def draw_pairs(inputs: np.ndarray, labels: np.ndarray, *, pairs: str = DEFAULT_P
     of the inputs), so the same examples give the same pairs whatever order the dataset listed
     them in: PGDL's kit reads the shards in ``glob`` order, which is not fixed. For
     ``pairs="nearest"`` the second example is drawn uniformly among the first one's
-    ``neighbours`` nearest other examples of its class (fewer when the class is smaller).
+    ``neighbours`` nearest other examples of its class (fewer when the class is smaller); for
+    ``pairs="nearest_other"`` among its ``neighbours`` nearest examples of the other classes.
     """
     if pairs not in PAIR_MODES:
         raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}")
@@ -270,6 +275,16 @@ def draw_pairs(inputs: np.ndarray, labels: np.ndarray, *, pairs: str = DEFAULT_P
         # A uniform draw among the other members of the class: skip over the first example itself.
         second = starts[block] + _uniform_index(uniform[:, 1], counts[block] - 1)
         second = second + (second >= first)
+    elif pairs == "nearest_other":
+        if len(classes) < 2:
+            raise ValueError("pairs='nearest_other' needs at least two classes")
+        if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 1:
+            raise ValueError(f"neighbours must be a positive integer, got {neighbours!r}")
+        first = _uniform_index(uniform[:, 0], n)
+        block = np.searchsorted(classes, sorted_labels[first])
+        table = _nearest_outside_class(np.asarray(inputs)[order], starts, counts, np.unique(first), neighbours)
+        available = np.minimum(neighbours, n - counts[block])
+        second = table[first, _uniform_index(uniform[:, 1], available)]
     elif pairs == "different_class":
         if len(classes) < 2:
             raise ValueError("pairs='different_class' needs at least two classes")
@@ -313,6 +328,31 @@ def _nearest_in_class(inputs: np.ndarray, starts: np.ndarray, counts: np.ndarray
             distance[np.arange(len(row)), row - starts[block]] = np.inf  # never the example itself
             nearest = np.argsort(distance, axis=1, kind="stable")[:, :take]
             table[row, :take] = members[nearest]
+    return table
+
+
+def _nearest_outside_class(inputs: np.ndarray, starts: np.ndarray, counts: np.ndarray, wanted: np.ndarray,
+                           k: int) -> np.ndarray:
+    """Row ``i`` (for each ``i`` in ``wanted``): the positions of the ``k`` nearest examples of the
+    *other* classes, nearest first (ties by position), in a table of shape ``(n, k)`` (-1 in rows
+    not wanted, and past the number of examples outside the class).
+
+    As ``_nearest_in_class``, with distances to every example and the row's own class block
+    masked out.
+    """
+    flat = inputs.reshape(len(inputs), -1)
+    table = np.full((len(inputs), k), -1, dtype=np.int64)
+    points = flat.astype(np.float64)
+    norms = np.sum(points ** 2, axis=1)
+    block_of = np.searchsorted(starts, np.arange(len(inputs)), side="right") - 1
+    for chunk in range(0, len(wanted), 256):
+        row = wanted[chunk:chunk + 256]
+        own = points[row]
+        distance = np.sum(own ** 2, axis=1)[:, None] + norms[None, :] - 2 * own @ points.T
+        distance[block_of[row][:, None] == block_of[None, :]] = np.inf  # never the row's own class
+        take = min(k, int(len(inputs) - counts[block_of[row]].min()))  # rows with more use only theirs
+        nearest = np.argsort(distance, axis=1, kind="stable")[:, :take]
+        table[row, :take] = nearest
     return table
 
 

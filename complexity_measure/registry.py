@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import baselines, fragmentation, natekar_sharma, representation
+from . import baselines, combinations, fragmentation, natekar_sharma, representation
 
 DEFAULT_MEASURE = "fragmentation"
 
@@ -194,6 +194,14 @@ register("fragmentation_hidden", fragmentation.fragmentation_score,
 register("fragmentation_nearest", fragmentation.fragmentation_score,
          "class changes per path between an example and one of its 5 nearest same-class neighbours, "
          "input space (local fragmentation)", pairs="nearest")
+register("fragmentation_nearest_other", fragmentation.fragmentation_score,
+         "class changes per path between an example and one of its 5 nearest examples of another "
+         "class, input space (fragmentation where classes meet; every path changes at least once)",
+         pairs="nearest_other")
+register("fragmentation_wide", fragmentation.fragmentation_score,
+         "class changes per same-class path, input space, paths extended by 1.5 times their length "
+         "beyond both ends (4x the path: fragmentation at a larger scale, away from the data)",
+         extend=1.5)
 register("fragmentation_per_length", fragmentation.fragmentation_score,
          "class changes per unit input-space distance along same-class paths", normalize="length")
 register("fragmentation_penultimate_per_length", fragmentation.fragmentation_score,
@@ -228,6 +236,9 @@ register("natekar_sharma_dbi", natekar_sharma.early_layer_davies_bouldin,
          "the winner's first factor alone: early-layer pooled Davies-Bouldin index")
 register("mixup_error", natekar_sharma.mixup_error,
          "the winner's second factor alone: 1 - accuracy on midpoints of same-class training pairs")
+register("fragmentation_mixup", combinations.fragmentation_times_mixup_error,
+         "the default fragmentation x (the winner's mixup error + 1/4096): fragmentation as the main term, "
+         "the error on same-class midpoints as the second, in the winner's product form")
 
 # The starting kit's baselines and the output margin.
 register("distance_from_init", baselines.distance_from_initialization,

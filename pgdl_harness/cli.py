@@ -87,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(compare)
     compare.set_defaults(run=run_compare)
 
+    select = commands.add_parser("select", help="choose a measure leaving one model family out, and report it on "
+                                                "the tasks it was not chosen on (from a compare run)")
+    _add_data_arguments(select)
+    select.add_argument("--results", type=Path, required=True, metavar="DIR",
+                        help="a compare run's --out folder (its <measure>/<task>.predict files)")
+    select.add_argument("--candidates", nargs="+", required=True, metavar="NAME",
+                        help="the measures to choose among, by mean CMI (a tie goes to the one named first)")
+    select.add_argument("--fixed", nargs="*", default=[], metavar="NAME",
+                        help="measures reported on the same tasks without any choice")
+    select.add_argument("--reference", default=DEFAULT_MEASURE, metavar="NAME",
+                        help=f"the measure the paired columns compare with (default: {DEFAULT_MEASURE})")
+    select.add_argument("--family", action="append", default=[], metavar="TASK=NAME",
+                        help="a task's family (default: the family in its generation_log.json)")
+    select.set_defaults(run=run_select)
+
     measures = commands.add_parser("measures", help="list the registered measures and their parameters")
     measures.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     measures.set_defaults(run=run_list_measures)
@@ -271,6 +286,28 @@ def run_compare(args) -> int:
     print("wrote: " + ", ".join(str(path) for path in written if path.suffix == ".md" or path.suffix == ".csv")
           + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")
     return _exit_code(reports, failed)
+
+
+def run_select(args) -> int:
+    from .selection import run_selection, selection_markdown
+    from .tasks import find_tasks
+
+    families = {}
+    for text in args.family:
+        task, sep, family = text.partition("=")
+        if not sep or not task or not family:
+            raise HarnessError(f"--family takes TASK=NAME, got {text!r}")
+        families[task] = family
+    tasks = find_tasks(args.data, args.task)
+    selection = run_selection(tasks, args.results, args.candidates, args.fixed, reference=args.reference,
+                              families=families, bootstrap=args.bootstrap or 1, null=args.null)
+    text = selection_markdown(selection, args.reference)
+    (args.results / "selection.md").write_text(text)
+    selection.held_out.to_csv(args.results / "selection_tasks.csv", index=False)
+    selection.summary.to_csv(args.results / "selection_summary.csv", index=False)
+    print(text)
+    print(f"wrote: {args.results / 'selection.md'}, selection_tasks.csv, selection_summary.csv")
+    return 0
 
 
 def _parse_parameters(texts: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ import pandas as pd
 from .report import TaskReport, add_chance, report_task_run, reports_table, score_predictions
 from .runner import TaskRun
 from .tasks import Task
-from .uncertainty import (DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction, percentile_interval,
+from .uncertainty import (DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction, score_interval,
                           seed_summary)
 
 SCORES = (("cmi", "CMI x100"), ("kendall_tau", "Kendall's tau"), ("granulated_kendall_tau", "granulated tau (psi)"))
@@ -309,7 +309,8 @@ def _report_over_seeds(task: Task, measure: str, runs: dict[str, dict], bootstra
             report.seeds[score] = summary
         report.psi = {name: float(np.mean([r.psi[name] for r in per_seed])) for name in first.psi}
     dists = {score: np.stack(rows) for score, rows in dists.items()}
-    report.interval = {score: percentile_interval(dists[score]) for score, _ in SCORES if score in dists}
+    report.interval = {score: score_interval(score, dists[score], getattr(report, score))
+                       for score, _ in SCORES if score in dists}
     per_seed_scores = {score: [getattr(r, score) for r in per_seed] for score, _ in SCORES
                        if all(getattr(r, score) is not None for r in per_seed)}
     return report, dists, per_seed_scores
@@ -345,6 +346,7 @@ def _over_tasks(frame: pd.DataFrame, distributions: dict, seed_scores: dict | No
     rows, paired = [], []
     for score, _ in SCORES:
         tasks = sorted({task for (task, _), dists in distributions.items() if score in dists})
+        mean_score = score_table(frame, score)["mean"]
         means = {}
         for measure in frame["measure"].unique():
             parts = [distributions.get((task, measure), {}).get(score) for task in tasks]
@@ -352,7 +354,7 @@ def _over_tasks(frame: pd.DataFrame, distributions: dict, seed_scores: dict | No
                 continue
             seeds = min(len(part) for part in parts)  # seed k on every task
             means[measure] = np.mean([part[:seeds] for part in parts], axis=0)
-            low, high = percentile_interval(means[measure])
+            low, high = score_interval(score, means[measure], mean_score[measure])
             seed_std = np.nan
             if seed_scores is not None and seeds > 1:
                 per_seed = np.mean([seed_scores[(task, measure)][score][:seeds] for task in tasks], axis=0)
@@ -360,8 +362,7 @@ def _over_tasks(frame: pd.DataFrame, distributions: dict, seed_scores: dict | No
             rows.append({"score": score, "measure": measure, "tasks": len(tasks), "seeds": seeds,
                          "seed_std": seed_std, "low": low, "high": high})
         if score in PAIRED_SCORES and means:
-            table = score_table(frame, score)["mean"]
-            best = max(means, key=lambda m: table[m])
+            best = max(means, key=lambda m: mean_score[m])
             paired += [{"task": "mean", "score": score, "measure": m, "best": best,
                         "wins": paired_win_fraction(means[m], means[best])} for m in means]
     return pd.DataFrame(rows, columns=["score", "measure", "tasks", "seeds", "seed_std", "low", "high"]), paired

@@ -14,7 +14,7 @@ import pandas as pd
 from .runner import TaskRun, write_predictions, write_provenance
 from .scoring import EXCEEDED, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
-from .uncertainty import bootstrap_scores, chance_levels, percentile_interval
+from .uncertainty import bootstrap_scores, chance_levels, score_interval
 
 SCORE_COLUMNS = ("cmi", "kendall_tau", "granulated_kendall_tau")
 # Per score, the columns that put it in context (see ``TaskReport.uncertainty_columns``).
@@ -164,7 +164,7 @@ def score_predictions(task: Task, measure: str, predictions: dict, seconds: list
         add_chance(report, chance_levels(specs, null, seed, source=str(task.model_configs_path)))
     if bootstrap:
         distributions = bootstrap_scores(predictions, specs, bootstrap, seed, source=str(task.model_configs_path))
-        report.interval = {score: percentile_interval(distributions[score])
+        report.interval = {score: score_interval(score, distributions[score], getattr(report, score))
                            for score in SCORE_COLUMNS if score in distributions}
     return report
 

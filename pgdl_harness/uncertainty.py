@@ -9,8 +9,11 @@ context, all computed from the predictions and ``model_configs.json`` alone (no 
   95th percentile is "within chance"; :meth:`ChanceLevel.p_value` gives its p-value.
 - :func:`bootstrap_scores`: the scores on resampled tasks. A resample draws the task's models
   (whole cells of its hyperparameter grid) with replacement and scores the multiset; the
-  percentile interval (:func:`percentile_interval`) says how much the score depends on which
-  models the grid happened to hold and on their noisy gaps.
+  centred interval (:func:`centred_interval`: the percentile interval moved so that the
+  resamples' median falls on the score) says how much the score depends on which models the
+  grid happened to hold and on their noisy gaps. Moving it removes the resamples' known upward
+  bias in CMI (repeated models inflate it); its coverage is checked by simulation
+  (``benchmarks/interval_coverage.py``).
 - :func:`paired_win_fraction`: for two measures scored on the *same* resamples (and, for measures
   that sample, over their seeds), the fraction of resamples in which one beats the other.
 
@@ -47,10 +50,12 @@ __all__ = [
     "ChanceLevel",
     "bootstrap_scores",
     "bootstrap_weights",
+    "centred_interval",
     "chance_levels",
     "multiset_scores",
     "paired_win_fraction",
     "percentile_interval",
+    "score_interval",
     "seed_summary",
 ]
 
@@ -61,6 +66,8 @@ DEFAULT_DRAWS = 1000
 DEFAULT_SEED = 0
 #: The scores handled here, by their names in reports: CMI x100, Kendall's tau, granulated tau.
 SCORE_NAMES = ("cmi", "kendall_tau", "granulated_kendall_tau")
+#: The range each score can take (CMI x100, tau, psi): a centred interval is clipped to it.
+SCORE_RANGES = {"cmi": (0.0, 100.0), "kendall_tau": (-1.0, 1.0), "granulated_kendall_tau": (-1.0, 1.0)}
 
 # Draws scored per sparse product: bounds the (batch, n_models**2) pair table to ~20 MB at 96
 # models.
@@ -370,11 +377,10 @@ def bootstrap_scores(predictions: dict, model_specs: dict, n_resamples: int = DE
 def percentile_interval(distribution, level: float = 0.95) -> tuple[float, float]:
     """The central ``level`` percentile interval of a bootstrap distribution (NaNs ignored).
 
-    For CMI read it with care: resamples repeat models, and CMI on them is biased upwards for
-    weak measures (for random measures on the bundled 32-model tasks, the resamples' median is
-    ~2.3 points above the score, which lies below the interval for about 40% of them). Tau's
-    and psi's resamples are centred on the score. (Efron's bias-corrected percentiles do not
-    help: the score then lies below nearly every resample.)
+    For CMI it is biased: resamples repeat models, which inflates CMI (for random measures on
+    the bundled 32-model tasks the resamples' median is ~2.3 points above the score, which lies
+    below this interval for about 40% of them; Efron's bias-corrected percentiles do not help).
+    Reports print :func:`centred_interval` instead.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
@@ -384,6 +390,51 @@ def percentile_interval(distribution, level: float = 0.95) -> tuple[float, float
         return (float("nan"), float("nan"))
     low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
     return float(low), float(high)
+
+
+def centred_interval(distribution, estimate: float, level: float = 0.95,
+                     bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
+    """The ``level`` percentile interval of a bootstrap distribution, moved to centre on ``estimate``.
+
+    The interval is shifted by ``estimate - median(distribution)`` and clipped to ``bounds`` (a
+    score's range, ``SCORE_RANGES``), so it always contains the estimate; the reports print it.
+    Why: CMI on a resample that repeats models is biased upwards (for random measures on
+    32-model tasks the resamples' median is ~2.3 points above the score, which then lies below
+    the plain percentile interval for ~40% of them); the shift removes that bias and keeps the
+    resamples' spread. Its coverage of a population's CMI is measured by simulation in
+    ``benchmarks/interval_coverage.py`` (see docs/uncertainty.md). Tau's and psi's resamples are
+    centred already: for them the shift is small.
+
+    Parameters
+    ----------
+    distribution : array_like
+        Bootstrap scores (NaNs ignored).
+    estimate : float
+        The score the interval is for (the task's score, or its mean over seeds or tasks).
+    level : float
+        Coverage, in (0, 1).
+    bounds : (float, float)
+        The score's range.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        NaN, NaN when the distribution or the estimate is missing.
+    """
+    low, high = percentile_interval(distribution, level)
+    values = np.asarray(distribution, dtype=np.float64).ravel()
+    values = values[~np.isnan(values)]
+    if not len(values) or estimate is None or np.isnan(estimate):
+        return (float("nan"), float("nan"))
+    shift = float(estimate) - float(np.median(values))
+    lower, upper = bounds
+    return (float(min(max(low + shift, lower), estimate)), float(max(min(high + shift, upper), estimate)))
+
+
+def score_interval(score: str, distribution, estimate: float, level: float = 0.95) -> tuple[float, float]:
+    """:func:`centred_interval` of a score by name (``SCORE_NAMES``; ``psi/<name>`` as psi), in its range."""
+    bounds = SCORE_RANGES.get(score, SCORE_RANGES["granulated_kendall_tau"])
+    return centred_interval(distribution, estimate, level, bounds)
 
 
 def paired_win_fraction(a, b) -> float:

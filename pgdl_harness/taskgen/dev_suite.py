@@ -20,53 +20,14 @@ command run again finishes or does nothing. CI never runs it: the tests use the 
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import os
 import sys
-import time
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-from .errors import TaskGenerationError
-from .spec import DEFAULTS, grid_points, validated_spec
-from .writer import CONFIGS_NAME, LOG_NAME, folder_bytes, gap_summary, is_complete_task, read_json
+from .suite import TaskSpec, suite_main
+from .suite import generate_suite as _generate_suite
 
 SUMMARY_NAME = "dev_suite.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSpec:
-    """One task of a suite: the arguments of ``make_task`` (grid axes with one value are fixed)."""
-
-    name: str
-    family: str
-    dataset: str
-    grid: Mapping[str, Sequence]
-    n_train: int = 300
-    n_test: int = 4500
-    max_epochs: int = 60
-    learning_rate: float = DEFAULTS["learning_rate"]
-    seed: int = 0
-    num_shards: int = 4
-
-    def make_task_arguments(self) -> dict[str, Any]:
-        return {"family": self.family, "dataset": self.dataset, "seed": self.seed, "grid": dict(self.grid),
-                "n_train": self.n_train, "n_test": self.n_test, "num_shards": self.num_shards,
-                "max_epochs": self.max_epochs, "learning_rate": self.learning_rate}
-
-    def spec(self) -> dict:
-        """The checked spec make_task will record (raises TaskGenerationError if the task is invalid)."""
-        args = self.make_task_arguments()
-        return validated_spec(args.pop("family"), args.pop("dataset"), args.pop("seed"), args.pop("grid"),
-                              target_train_acc=DEFAULTS["target_train_acc"], **args)
-
-    def varied_axes(self) -> list[str]:
-        return [axis for axis, values in self.spec()["grid"].items() if len(values) > 1]
-
-    def num_models(self) -> int:
-        return len(grid_points(self.spec()["grid"]))
 
 
 # The digits source has 174 images of its rarest class: 30 train + 140 test per class fit.
@@ -108,97 +69,15 @@ DEV_SUITE: tuple[TaskSpec, ...] = (
 )
 
 
-def task_summary(task_dir: Path) -> dict[str, Any]:
-    """What a finished task holds and cost: models, split sizes, gap spread, minutes, MiB on disk."""
-    log, configs = read_json(task_dir / LOG_NAME), read_json(task_dir / CONFIGS_NAME)
-    spec = log["spec"]
-    records = list(log["models"].values())
-    seconds = log["dataset_seconds"] + sum(r["seconds"] for r in records)
-    return {
-        "task": task_dir.name, "family": spec["family"], "dataset": spec["dataset"],
-        "axes": [axis for axis, values in spec["grid"].items() if len(values) > 1],
-        "models": len(configs), "n_train": spec["n_train"], "n_test": spec["n_test"],
-        "gap": gap_summary(configs),
-        "reached_target": sum(r["stopped_by"] == "target_train_acc" for r in records),
-        "minutes": round(seconds / 60, 2), "mib": round(folder_bytes(task_dir) / 2**20, 2),
-    }
-
-
-def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The suite as a markdown table, one row per task, with a total row."""
-    lines = ["| task | family | dataset | axes | models | n_train / n_test | gap min / median / max"
-             " | reached target | minutes | MiB |", "|---" * 10 + "|"]
-    for row in rows:
-        gap = row["gap"]
-        lines.append(f"| {row['task']} | {row['family']} | {row['dataset']} | {', '.join(row['axes'])}"
-                     f" | {row['models']} | {row['n_train']} / {row['n_test']}"
-                     f" | {gap['min']:.3f} / {gap['median']:.3f} / {gap['max']:.3f}"
-                     f" | {row['reached_target']}/{row['models']} | {row['minutes']:.1f} | {row['mib']:.1f} |")
-    lines.append(f"| total | | | | {sum(r['models'] for r in rows)} | | | |"
-                 f" {sum(r['minutes'] for r in rows):.1f} | {sum(r['mib'] for r in rows):.1f} |")
-    return "\n".join(lines)
-
-
-def generate_suite(out_dir: str | os.PathLike, tasks: Sequence[TaskSpec] = DEV_SUITE, *,
+def generate_suite(out_dir: str | os.PathLike, tasks: Sequence[TaskSpec] = DEV_SUITE, *, workers: int = 1,
                    progress: bool = True) -> list[dict[str, Any]]:
-    """Generate every task of ``tasks`` under ``out_dir``; return their summaries (see task_summary).
-
-    Finished tasks are skipped, half-made ones resumed (make_task's resume). Writes
-    ``<out_dir>/dev_suite.json`` (the summaries) at the end. Raises TaskGenerationError if a
-    folder of the suite's name holds a task made with other settings.
-    """
-    out_dir = Path(out_dir)
-    specs = {task.name: task.spec() for task in tasks}  # every task checked before any is trained
-    if len(specs) != len(tasks):
-        raise TaskGenerationError(f"task names repeat in the suite: {[task.name for task in tasks]}")
-    started = time.perf_counter()
-    for position, task in enumerate(tasks, 1):
-        task_dir = out_dir / task.name
-        prefix = f"[{position}/{len(tasks)}] {task.name}"
-        if is_complete_task(task_dir, specs[task.name]):
-            if progress:
-                print(f"{prefix}: complete, skipped", file=sys.stderr)
-            continue
-        if progress:
-            state = "resuming" if task_dir.exists() else "generating"
-            print(f"{prefix}: {state} {task.num_models()} models ({time.perf_counter() - started:.0f} s"
-                  " into this run)", file=sys.stderr)
-        from .generate import make_task  # TensorFlow is loaded only when a task needs training
-
-        make_task(task.name, out_dir, resume=True, progress=progress, **task.make_task_arguments())
-    rows = [task_summary(out_dir / task.name) for task in tasks]
-    (out_dir / SUMMARY_NAME).write_text(json.dumps(rows, indent=2) + "\n")
-    if progress:
-        print(summary_table(rows), file=sys.stderr)
-    return rows
+    """Generate (or finish) the development suite under ``out_dir``; see ``suite.generate_suite``."""
+    return _generate_suite(out_dir, tasks, summary_name=SUMMARY_NAME, workers=workers, progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pgdl_harness.taskgen.dev_suite",
-                                     description="Generate (or finish) the development suite of PGDL tasks.")
-    parser.add_argument("--out", type=Path, default=Path("dev_data"), help="suite folder (default: dev_data)")
-    parser.add_argument("--task", nargs="+", metavar="NAME", help="only these tasks of the suite")
-    parser.add_argument("--list", action="store_true", help="print the suite's tasks and exit")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    by_name = {task.name: task for task in DEV_SUITE}
-    unknown = sorted(set(args.task or ()) - set(by_name))
-    if unknown:
-        print(f"error: no task {', '.join(unknown)} in the suite; its tasks: {', '.join(by_name)}", file=sys.stderr)
-        return 2
-    tasks = [by_name[name] for name in args.task] if args.task else list(DEV_SUITE)
-    if args.list:
-        for task in tasks:
-            print(f"{task.name}: {task.family} on {task.dataset}, {task.num_models()} models over"
-                  f" {', '.join(task.varied_axes())}; n_train {task.n_train}, n_test {task.n_test}")
-        return 0
-    try:
-        generate_suite(args.out, tasks, progress=not args.quiet)
-    except TaskGenerationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return suite_main("python -m pgdl_harness.taskgen.dev_suite", "Generate (or finish) the development suite"
+                      " of PGDL tasks.", DEV_SUITE, "dev_data", SUMMARY_NAME, argv)
 
 
 if __name__ == "__main__":

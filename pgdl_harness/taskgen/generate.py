@@ -39,6 +39,7 @@ def make_task(
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
+    progress_bar: bool = True,
 ) -> Path:
     """Generate (or finish) the PGDL task ``<out_dir>/<name>`` and return its folder.
 
@@ -55,6 +56,7 @@ def make_task(
         resume: continue an interrupted run with the same settings, skipping complete models.
         force: delete an existing task folder first.
         progress: show a progress bar and one line per model on stderr.
+        progress_bar: with ``progress``, the bar too (off: the per-model lines alone).
 
     Raises:
         TaskGenerationError: bad argument, existing folder without resume/force, or a dataset on
@@ -81,7 +83,7 @@ def make_task(
     write_json_atomic(task_dir / LOG_NAME, log)
 
     points = grid_points(spec["grid"])
-    bar = tqdm(points, desc=name, unit="model", disable=not progress, file=sys.stderr)
+    bar = tqdm(points, desc=name, unit="model", disable=not (progress and progress_bar), file=sys.stderr)
     for point in bar:
         if is_complete_model(task_dir, point, log):
             continue
@@ -89,7 +91,7 @@ def make_task(
         log["models"][str(point.model_id)] = record
         write_json_atomic(task_dir / LOG_NAME, log)
         if progress:
-            bar.write(f"model_{point.model_id} {point.label()}: train_acc {record['train_acc']:.4f}"
+            bar.write(f"{name} model_{point.model_id} {point.label()}: train_acc {record['train_acc']:.4f}"
                       f" test_acc {record['test_acc']:.4f} gap {record['train_acc'] - record['test_acc']:.4f},"
                       f" {record['epochs']} epochs ({record['stopped_by']}), {record['seconds']:.1f} s",
                       file=sys.stderr)

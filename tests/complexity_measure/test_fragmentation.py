@@ -263,7 +263,7 @@ def test_pairs_do_not_depend_on_the_order_of_the_data():
     inputs = rng.normal(size=(200, 2)).astype(np.float32)
     labels = rng.integers(0, 3, size=200)
     shuffle = rng.permutation(200)
-    for pairs in ("same_class", "different_class", "any", "nearest"):
+    for pairs in ("same_class", "different_class", "any", "nearest", "nearest_other"):
         first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=50, seed=1)
         first_s, second_s = draw_pairs(inputs[shuffle], labels[shuffle], pairs=pairs, n_pairs=50, seed=1)
         np.testing.assert_array_equal(inputs[first], inputs[shuffle][first_s])
@@ -271,7 +271,7 @@ def test_pairs_do_not_depend_on_the_order_of_the_data():
     assert fragmentation_score(model, inputs, labels) == fragmentation_score(model, inputs[shuffle], labels[shuffle])
 
 
-@pytest.mark.parametrize("mode", ["same_class", "different_class", "any", "nearest"])
+@pytest.mark.parametrize("mode", ["same_class", "different_class", "any", "nearest", "nearest_other"])
 def test_the_first_k_pairs_of_n_are_the_pairs_of_n_pairs_k(mode):
     rng = np.random.default_rng(2)
     inputs = rng.normal(size=(90, 3)).astype(np.float32)
@@ -356,6 +356,27 @@ def test_nearest_pairs_join_an_example_to_one_of_its_k_nearest_classmates():
     assert drawn == {(i, j) for i, partners in nearest_two.items() for j in partners}
     first, second = draw_pairs(inputs, labels, pairs="nearest", n_pairs=200, seed=3, neighbours=1)
     assert dict(zip(first.tolist(), second.tolist())) == {0: 1, 1: 0, 2: 1, 3: 2, 4: 3, 5: 6, 6: 5}
+
+
+def test_nearest_other_pairs_join_an_example_to_one_of_its_k_nearest_examples_of_another_class():
+    # On a line: class 0 at 0, 1, 3, class 1 at 4, 10 and class 2 at 20; distances all differ.
+    positions = np.array([0.0, 1.0, 3.0, 4.0, 10.0, 20.0], dtype=np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    inputs = np.stack([positions, np.zeros_like(positions)], axis=1)
+    first, second = draw_pairs(inputs, labels, pairs="nearest_other", n_pairs=5000, seed=3, neighbours=2)
+    drawn = set(zip(first.tolist(), second.tolist()))
+    nearest_two = {0: {3, 4}, 1: {3, 4}, 2: {3, 4}, 3: {2, 1}, 4: {2, 1}, 5: {4, 3}}
+    assert drawn == {(i, j) for i, partners in nearest_two.items() for j in partners}
+    # Every first example is equally likely (it is drawn among all of them).
+    np.testing.assert_allclose(np.bincount(first, minlength=6) / 5000, 1 / 6, atol=0.02)
+    first, second = draw_pairs(inputs, labels, pairs="nearest_other", n_pairs=300, seed=3, neighbours=1)
+    assert dict(zip(first.tolist(), second.tolist())) == {0: 3, 1: 3, 2: 3, 3: 2, 4: 2, 5: 4}
+    # More neighbours than examples outside a class: each row draws among those it has.
+    first, second = draw_pairs(inputs, labels, pairs="nearest_other", n_pairs=3000, seed=3, neighbours=50)
+    assert (labels[first] != labels[second]).all()
+    assert set(second[first == 5].tolist()) == {0, 1, 2, 3, 4}
+    with pytest.raises(ValueError, match="needs at least two classes"):
+        draw_pairs(inputs, np.zeros(6, dtype=int), pairs="nearest_other", n_pairs=5)
 
 
 def test_off_label_fraction_and_tie_break_on_known_paths(keras):

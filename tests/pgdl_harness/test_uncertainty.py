@@ -14,7 +14,9 @@ from pgdl_harness.uncertainty import (
     chance_levels,
     multiset_scores,
     paired_win_fraction,
+    centred_interval,
     percentile_interval,
+    score_interval,
     seed_summary,
 )
 
@@ -193,6 +195,28 @@ def test_bootstrap_interval_contains_the_point_estimate():
     assert bootstrap_weights(32, 500, 0).sum(axis=1).tolist() == [32] * 500
 
 
+def test_centred_interval_contains_the_estimate_and_removes_the_resamples_bias():
+    rng = np.random.default_rng(5)
+    specs = random_grid(rng, (2, 2, 2, 2, 3))
+    # A random measure: CMI on resamples that repeat models lies mostly above the score.
+    predictions = {f"model_{mid}": value for mid, value in zip(specs, rng.random(len(specs)))}
+    estimate = score_task(predictions, specs).cmi
+    resampled = bootstrap_scores(predictions, specs, 400, seed=0)["cmi"]
+    assert np.median(resampled) > estimate
+    plain_low, plain_high = percentile_interval(resampled)
+    # The same spread, moved down by the resamples' bias; for CMI clipped at its floor of 0.
+    shift = estimate - np.median(resampled)
+    assert centred_interval(resampled, estimate) == (pytest.approx(plain_low + shift), pytest.approx(plain_high + shift))
+    low, high = score_interval("cmi", resampled, estimate)
+    assert 0.0 <= low <= estimate <= high
+    assert low == pytest.approx(max(plain_low + shift, 0.0)) and high == pytest.approx(plain_high + shift)
+    # Clipped to the score's range, and the estimate always inside.
+    assert score_interval("kendall_tau", [0.9, 1.0, 1.0, 1.0], 0.5) == (pytest.approx(0.4075), 0.5)
+    assert score_interval("kendall_tau", [-1.0, -1.0, -0.9], -0.95) == (-0.95, pytest.approx(-0.855))
+    assert centred_interval([5.0, 6.0, 7.0], 1.0) == (pytest.approx(0.05), pytest.approx(1.95))
+    assert np.isnan(centred_interval([], 1.0)[0])
+
+
 def test_bootstrap_interval_shrinks_with_more_models():
     rng = np.random.default_rng(1)
     widths = []
@@ -245,7 +269,9 @@ def test_reports_carry_chance_levels_and_intervals(toy_task, tmp_path):
     for report, values in zip(reports, (truth, noise)):
         assert report.chance["cmi"]["p95"] == chance["cmi"].p95
         assert report.chance["kendall_tau"]["p_value"] == chance["kendall_tau"].p_value(report.kendall_tau)
-        expected = percentile_interval(bootstrap_scores(values, specs, 300, seed=3)["granulated_kendall_tau"])
+        expected = score_interval("granulated_kendall_tau",
+                                  bootstrap_scores(values, specs, 300, seed=3)["granulated_kendall_tau"],
+                                  report.granulated_kendall_tau)
         assert report.interval["granulated_kendall_tau"] == expected
     assert reports[0].within_chance == [] and reports[0].chance["cmi"]["p_value"] == 1 / 401
     assert "kendall_tau" in reports[1].within_chance

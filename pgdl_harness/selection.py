@@ -1,0 +1,199 @@
+"""Choosing a measure on some tasks and reporting it on the others: leave one family out.
+
+A default chosen on the same tasks that report its score is flattered by the choice. Here the
+tasks are split by model family: for each family in turn, the candidate with the best mean CMI
+over the tasks of the *other* families is chosen, and its scores are read on the held-out
+family's tasks only. Put together over the folds, every task is scored by a measure that was
+chosen without it: that is the selection rule's score on tasks it was not chosen on, to be
+compared with any fixed measure on the same tasks.
+
+The functions here are pure: scores and bootstrap distributions in, tables out. ``run_selection``
+reads a ``compare`` run's ``.predict`` files and the tasks' ``model_configs.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import HarnessError
+from .runner import read_predictions
+from .scoring import score_task
+from .tasks import Task
+from .uncertainty import (DEFAULT_DRAWS, DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction,
+                          score_interval)
+
+SELECTION_SCORE = "cmi"
+REPORTED_SCORES = ("cmi", "kendall_tau")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One fold: the family held out, the candidate chosen without it, and the means it was chosen by."""
+
+    held_out: str
+    tasks: tuple[str, ...]  # the held-out family's tasks
+    chosen: str
+    selection_means: Mapping[str, float]  # candidate -> mean CMI over the other families' tasks
+
+
+def leave_one_family_out(scores: pd.DataFrame, families: Mapping[str, str], candidates: Sequence[str]) -> list[Fold]:
+    """The candidate chosen for each held-out family: the best mean score over the other families' tasks.
+
+    Parameters
+    ----------
+    scores : DataFrame, measures x tasks
+        The selection score (CMI x100) of each measure on each task.
+    families : mapping of task to family
+        Every task of ``scores``; at least two families.
+    candidates : measures to choose among (rows of ``scores``). A tie goes to the earlier one.
+    """
+    missing = [c for c in candidates if c not in scores.index]
+    if missing:
+        raise HarnessError(f"no scores for candidate(s) {', '.join(missing)}")
+    unknown = [t for t in scores.columns if t not in families]
+    if unknown:
+        raise HarnessError(f"no family for task(s) {', '.join(unknown)}")
+    by_family: dict[str, list[str]] = {}
+    for task in scores.columns:
+        by_family.setdefault(families[task], []).append(task)
+    if len(by_family) < 2:
+        raise HarnessError(f"leaving one family out needs two families or more, the tasks have {sorted(by_family)}")
+    folds = []
+    for family, held_out in sorted(by_family.items()):
+        others = [t for t in scores.columns if families[t] != family]
+        means = {c: float(scores.loc[c, others].mean()) for c in candidates}
+        chosen = max(candidates, key=lambda c: (means[c], -candidates.index(c)))
+        folds.append(Fold(family, tuple(held_out), chosen, means))
+    return folds
+
+
+def chosen_on_all(scores: pd.DataFrame, candidates: Sequence[str]) -> str:
+    """The candidate with the best mean score over every task (a tie goes to the earlier one)."""
+    means = scores.loc[list(candidates)].mean(axis=1)
+    return max(candidates, key=lambda c: (means[c], -candidates.index(c)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The outcome of the protocol on a set of tasks (see ``run_selection``)."""
+
+    folds: list[Fold]
+    held_out: pd.DataFrame  # one row per task: family, chosen, its scores, the reference's, chance
+    summary: pd.DataFrame  # one row per measure (the rule, then fixed measures): held-out means
+    chosen_on_all: str
+
+
+def held_out_summary(folds: Sequence[Fold], scores: Mapping[str, pd.DataFrame],
+                     distributions: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
+                     fixed: Sequence[str], reference: str) -> pd.DataFrame:
+    """Mean scores over every task of the selection rule (each task scored by its fold's choice)
+    and of each fixed measure, with centred 95% intervals and the paired win fraction against
+    ``reference`` (the fraction of the same resamples in which the mean beats the reference's).
+
+    ``scores`` maps a score name to a measures x tasks frame; ``distributions`` maps (task,
+    measure) to that measure's bootstrap scores on the task (the same resamples for every measure).
+    """
+    assignment = {task: fold.chosen for fold in folds for task in fold.tasks}
+    tasks = list(assignment)
+    rows = []
+    rules = [("leave-one-family-out choice", assignment)] + [(m, {t: m for t in tasks}) for m in fixed]
+    for label, measure_of in rules:
+        row = {"measure": label}
+        for score in REPORTED_SCORES:
+            values = [scores[score].loc[measure_of[t], t] for t in tasks]
+            mean = float(np.mean(values))
+            resampled = np.mean([distributions[(t, measure_of[t])][score] for t in tasks], axis=0)
+            reference_resampled = np.mean([distributions[(t, reference)][score] for t in tasks], axis=0)
+            low, high = score_interval(score, resampled, mean)
+            row[score] = mean
+            row[f"{score}_low"], row[f"{score}_high"] = low, high
+            row[f"{score}_vs_{reference}"] = paired_win_fraction(resampled, reference_resampled)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def task_family(task: Task) -> str:
+    """A generated task's model family, from its ``generation_log.json``."""
+    log = task.folder / "generation_log.json"
+    try:
+        return json.loads(log.read_text())["spec"]["family"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise HarnessError(f"{log}: cannot read the task's family ({error}); give it with --family "
+                           f"{task.name}=NAME") from None
+
+
+def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence[str], fixed: Sequence[str], *,
+                  reference: str, families: Mapping[str, str] | None = None, bootstrap: int = DEFAULT_DRAWS,
+                  null: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> Selection:
+    """The protocol on ``tasks`` from a ``compare`` run's predictions in ``results_dir/<measure>/<task>.predict``.
+
+    ``candidates`` are chosen among by mean CMI (leave one family out); ``fixed`` measures are
+    reported on the same tasks without any choice; ``reference`` (a candidate or fixed measure,
+    usually the current default) is what the paired columns compare with.
+    """
+    families = {task.name: (families or {}).get(task.name) or task_family(task) for task in tasks}
+    measures = list(dict.fromkeys([*candidates, *fixed, reference]))
+    per_score: dict[str, dict[str, dict[str, float]]] = {s: {} for s in REPORTED_SCORES}
+    distributions, chance = {}, {}
+    for task in tasks:
+        specs = task.model_specs()
+        for measure in measures:
+            path = results_dir / measure / f"{task.name}.predict"
+            if not path.is_file():
+                raise HarnessError(f"{path}: no predictions of {measure} on {task.name}; run compare first")
+            predictions = read_predictions(path)
+            score = score_task(predictions, specs, source=str(task.model_configs_path))
+            for name in REPORTED_SCORES:
+                per_score[name].setdefault(measure, {})[task.name] = getattr(score, name)
+            distributions[(task.name, measure)] = bootstrap_scores(predictions, specs, bootstrap, seed)
+        chance[task.name] = chance_levels(specs, null, seed)["cmi"].p95 if null else float("nan")
+    scores = {name: pd.DataFrame(table).T for name, table in per_score.items()}  # measures x tasks
+    folds = leave_one_family_out(scores[SELECTION_SCORE], families, list(candidates))
+    rows = []
+    for fold in folds:
+        for task in fold.tasks:
+            rows.append({"task": task, "family": fold.held_out, "chosen": fold.chosen,
+                         "cmi": scores["cmi"].loc[fold.chosen, task],
+                         "kendall_tau": scores["kendall_tau"].loc[fold.chosen, task],
+                         f"{reference} cmi": scores["cmi"].loc[reference, task],
+                         f"{reference} kendall_tau": scores["kendall_tau"].loc[reference, task],
+                         "cmi_chance_p95": chance[task]})
+    held_out = pd.DataFrame(rows)
+    summary = held_out_summary(folds, scores, distributions, list(dict.fromkeys([reference, *fixed, *candidates])),
+                               reference)
+    return Selection(folds, held_out, summary, chosen_on_all(scores[SELECTION_SCORE], list(candidates)))
+
+
+def selection_markdown(selection: Selection, reference: str) -> str:
+    """The folds, the held-out tasks and the summary as markdown."""
+    folds = pd.DataFrame([{"held-out family": f.held_out, "held-out tasks": ", ".join(f.tasks), "chosen": f.chosen,
+                           "its mean CMI on the other families": f"{f.selection_means[f.chosen]:.2f}",
+                           f"{reference} there": f"{f.selection_means.get(reference, float('nan')):.2f}"}
+                          for f in selection.folds])
+    held = selection.held_out.copy()
+    held["within chance"] = np.where(held["cmi"] <= held["cmi_chance_p95"], "yes", "")
+    summary = selection.summary.copy()
+    table = pd.DataFrame({
+        "measure": summary["measure"],
+        "CMI x100 [95%]": [f"{r.cmi:.2f} [{r.cmi_low:.2f}, {r.cmi_high:.2f}]" for r in summary.itertuples()],
+        "Kendall's tau [95%]": [f"{r.kendall_tau:.3f} [{r.kendall_tau_low:.3f}, {r.kendall_tau_high:.3f}]"
+                                for r in summary.itertuples()],
+        f"CMI vs {reference} (paired)": [f"{v:.2f}" for v in summary[f"cmi_vs_{reference}"]],
+        f"tau vs {reference} (paired)": [f"{v:.2f}" for v in summary[f"kendall_tau_vs_{reference}"]],
+    })
+    return "\n\n".join([
+        "**Folds** (each family held out in turn; the candidate with the best mean CMI on the other families' "
+        "tasks is chosen)\n\n" + folds.to_markdown(index=False),
+        "**Held-out tasks** (each scored by the measure its fold chose)\n\n"
+        + held.to_markdown(index=False, floatfmt=".3f"),
+        f"**Means over the {len(held)} tasks**: the rule (each task scored by the choice made without its family) and "
+        f"each measure as it is; `[a, b]`: 95% bootstrap interval, centred; paired: fraction of the same resamples "
+        f"in which the mean beats {reference}'s (0.50: as good)\n\n" + table.to_markdown(index=False),
+        f"**Chosen on all tasks**: {selection.chosen_on_all}",
+    ]) + "\n"
