@@ -97,8 +97,8 @@ benchmark-suite: setup
 # seed 0 (compare, cached and resumable), then leave-one-family-out selection (select).
 BENCH_CANDIDATES := fragmentation fragmentation_nearest fragmentation_nearest_other fragmentation_wide \
 	fragmentation_per_length fragmentation_off_label fragmentation_penultimate fragmentation_middle \
-	fragmentation_hidden fragmentation_different_class fragmentation_mixup
-BENCH_OTHERS := sparsity davies_bouldin silhouette natekar_sharma mixup_error output_margin parameter_norm \
+	fragmentation_mixup
+BENCH_OTHERS := sparsity davies_bouldin natekar_sharma mixup_error output_margin parameter_norm \
 	distance_from_init jacobian_norm
 BENCH_OUT ?= results/benchmark
 .PHONY: benchmark-study

@@ -43,6 +43,7 @@ __all__ = [
     "granulated_kendall_tau",
     "granulated_kendall_taus",
     "kendall_tau",
+    "population_conditional_mutual_information",
     "score_task",
     "validate_hyperparameter_grid",
 ]
@@ -384,14 +385,29 @@ def _mi_over_gap_entropy(table):
 
 
 def _conditional_mutual_information(measure, gaps, grid):
+    return population_conditional_mutual_information(
+        measure, gaps, grid.value_index, [len(values) for values in grid.possible_values])
+
+
+def population_conditional_mutual_information(measure, gaps, value_index, n_values):
+    """The CMI core on arrays, in [0, 1]: any number of models per grid cell.
+
+    The organisers' computation (see ``conditional_mutual_information``) on models given as
+    arrays rather than a task: ``measure`` and ``gaps`` of shape (n_models,), ``value_index``
+    (n_models, n_hparams) the index of each model's value of each hyperparameter, ``n_values``
+    the number of values of each. A task has one model per cell; a population from which tasks
+    are drawn (``benchmarks/interval_coverage.py``) has several, and its CMI is the "true" score
+    a task's estimate is compared with. Inputs are trusted: validate them at the door.
+    """
+    measure, gaps, value_index = np.asarray(measure), np.asarray(gaps), np.asarray(value_index)
     # One cell per ordered model pair, self-pairs included; ties fall on the
     # "minus" side: cell = 2 * [g_i > g_j] + [m_i > m_j].
     cell = (2 * (gaps[:, None] > gaps[None, :]) + (measure[:, None] > measure[None, :])).ravel()
-    shape = [len(values) for values in grid.possible_values]
+    shape = list(n_values)
     scores = []
     for a, b in itertools.permutations(range(len(shape)), 2):
         n_a, n_b = shape[a], shape[b]
-        v_a, v_b = grid.value_index[:, a], grid.value_index[:, b]
+        v_a, v_b = value_index[:, a], value_index[:, b]
         # Bin of pair (i, j): (h_a of i, h_a of j, h_b of i, h_b of j), flattened.
         bin_ = ((v_a[:, None] * n_a + v_a[None, :]) * n_b + v_b[:, None]) * n_b + v_b[None, :]
         n_bins = n_a * n_a * n_b * n_b

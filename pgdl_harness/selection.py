@@ -87,6 +87,7 @@ class Selection:
     held_out: pd.DataFrame  # one row per task: family, chosen, its scores, the reference's, chance
     summary: pd.DataFrame  # one row per measure (the rule, then fixed measures): held-out means
     chosen_on_all: str
+    axes: pd.DataFrame  # one row per (task, axis, measure): the granulated tau psi of that axis
 
 
 def held_out_summary(folds: Sequence[Fold], scores: Mapping[str, pd.DataFrame],
@@ -140,7 +141,7 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
     families = {task.name: (families or {}).get(task.name) or task_family(task) for task in tasks}
     measures = list(dict.fromkeys([*candidates, *fixed, reference]))
     per_score: dict[str, dict[str, dict[str, float]]] = {s: {} for s in REPORTED_SCORES}
-    distributions, chance = {}, {}
+    distributions, chance, axes = {}, {}, []
     for task in tasks:
         specs = task.model_specs()
         for measure in measures:
@@ -151,6 +152,8 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
             score = score_task(predictions, specs, source=str(task.model_configs_path))
             for name in REPORTED_SCORES:
                 per_score[name].setdefault(measure, {})[task.name] = getattr(score, name)
+            axes += [{"task": task.name, "family": families[task.name], "axis": axis, "measure": measure, "psi": psi}
+                     for axis, psi in score.psi.items()]
             distributions[(task.name, measure)] = bootstrap_scores(predictions, specs, bootstrap, seed)
         chance[task.name] = chance_levels(specs, null, seed)["cmi"].p95 if null else float("nan")
     scores = {name: pd.DataFrame(table).T for name, table in per_score.items()}  # measures x tasks
@@ -167,7 +170,8 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
     held_out = pd.DataFrame(rows)
     summary = held_out_summary(folds, scores, distributions, list(dict.fromkeys([reference, *fixed, *candidates])),
                                reference)
-    return Selection(folds, held_out, summary, chosen_on_all(scores[SELECTION_SCORE], list(candidates)))
+    return Selection(folds, held_out, summary, chosen_on_all(scores[SELECTION_SCORE], list(candidates)),
+                     pd.DataFrame(axes, columns=["task", "family", "axis", "measure", "psi"]))
 
 
 def selection_markdown(selection: Selection, reference: str) -> str:
@@ -187,6 +191,13 @@ def selection_markdown(selection: Selection, reference: str) -> str:
         f"CMI vs {reference} (paired)": [f"{v:.2f}" for v in summary[f"cmi_vs_{reference}"]],
         f"tau vs {reference} (paired)": [f"{v:.2f}" for v in summary[f"kendall_tau_vs_{reference}"]],
     })
+    # Per axis: the reference, the choices, and the three other measures with the best mean CMI.
+    shown = list(dict.fromkeys([reference, selection.chosen_on_all, *(f.chosen for f in selection.folds)]))
+    ranked = summary.iloc[1:].sort_values("cmi", ascending=False)["measure"]
+    best_fixed = [m for m in ranked if m not in shown][:3]
+    axes = selection.axes[selection.axes["measure"].isin(shown + best_fixed)]
+    per_axis = axes.pivot_table(index=["task", "axis"], columns="measure", values="psi", sort=False)
+    per_axis = per_axis[[m for m in shown + best_fixed if m in per_axis.columns]]
     return "\n\n".join([
         "**Folds** (each family held out in turn; the candidate with the best mean CMI on the other families' "
         "tasks is chosen)\n\n" + folds.to_markdown(index=False),
@@ -196,4 +207,6 @@ def selection_markdown(selection: Selection, reference: str) -> str:
         f"each measure as it is; `[a, b]`: 95% bootstrap interval, centred; paired: fraction of the same resamples "
         f"in which the mean beats {reference}'s (0.50: as good)\n\n" + table.to_markdown(index=False),
         f"**Chosen on all tasks**: {selection.chosen_on_all}",
+        "**Granulated tau per axis** (psi of each hyperparameter: the mean tau among models that differ in it "
+        "alone; negative: the measure ranks that axis backwards)\n\n" + per_axis.to_markdown(floatfmt=".2f"),
     ]) + "\n"

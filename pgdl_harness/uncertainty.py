@@ -54,6 +54,7 @@ __all__ = [
     "chance_levels",
     "multiset_scores",
     "paired_win_fraction",
+    "resampled_scores",
     "percentile_interval",
     "score_interval",
     "seed_summary",
@@ -368,9 +369,30 @@ def bootstrap_scores(predictions: dict, model_specs: dict, n_resamples: int = DE
         measure of the task, so two measures' arrays can be compared element by element
         (:func:`paired_win_fraction`). NaN where a resample leaves a score undefined.
     """
+    return resampled_scores(predictions, model_specs, bootstrap_weights(len(model_specs), n_resamples, seed), source)
+
+
+def resampled_scores(predictions: dict, model_specs: dict, weights: np.ndarray,
+                     source: str = "model_configs.json") -> dict[str, np.ndarray]:
+    """A measure's scores on many multisets of the task's models at once.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n_multisets, n_models)
+        Non-negative integer multiplicities in ``model_specs`` order: bootstrap draws
+        (:func:`bootstrap_weights`), or 0/1 rows for subsamples without replacement.
+
+    Returns
+    -------
+    scores : dict of str to ndarray, shape (n_multisets,)
+        As :func:`multiset_scores`, row by row.
+    """
     scorer = _PairScorer(model_specs, source)
     measure = _value_vector(predictions, scorer.grid.model_ids, "predictions")
-    weights = bootstrap_weights(scorer.n_models, n_resamples, seed)
+    weights = np.asarray(weights)
+    if weights.ndim != 2 or weights.shape[1] != scorer.n_models or (weights < 0).any():
+        raise ValueError(f"weights: expected non-negative rows of {scorer.n_models} (one per model), "
+                         f"got shape {weights.shape}")
     return scorer.scores(np.broadcast_to(measure, weights.shape), weights)
 
 
