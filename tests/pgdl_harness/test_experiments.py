@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pgdl_harness.experiments import double_descent, through_training, weight_norms
+from pgdl_harness.experiments import batchnorm, double_descent, through_training, weight_norms
 from pgdl_harness.experiments.__main__ import main
 from pgdl_harness.experiments.training import load_split
 
@@ -110,8 +110,8 @@ def test_weight_norms_miniature_reuses_the_training_runs(miniature_runs, capsys)
     assert main(["weight_norms", "--quick", "--out", str(miniature_runs)]) == 0
     assert "running" not in capsys.readouterr().out  # nothing retrained
     table = pd.read_csv(miniature_runs / "weight_norms" / "weight_norms.csv")
-    assert table["setting"].tolist() == ["sweep"] * 2 + ["sweep_training"] * 2 + ["convnet_training"] * 3
-    assert table["n"].tolist() == [3, 3, 6, 6, 2, 2, 2]
+    assert table["setting"].tolist() == ["sweep"] * 3 + ["sweep_training"] * 3 + ["convnet_training"] * 3
+    assert table["n"].tolist() == [3, 3, 3, 6, 6, 6, 2, 2, 2]
     # The training runs of the sweep have enough points to correlate; their coefficients are real.
     sweep_training = table[table["setting"] == "sweep_training"]
     assert sweep_training["spearman_with_norm"].between(-1, 1).all()
@@ -139,7 +139,80 @@ def test_weight_norms_runs_a_missing_experiment_first(tmp_path, monkeypatch):
     monkeypatch.setattr(double_descent, "run", fake("double_descent", frame))
     table = weight_norms.run(tmp_path / "weight_norms", quick=True, log=lambda *_: None)
     assert ran == [("through_training", through_training.QUICK), ("double_descent", double_descent.QUICK)]
-    assert table["n"].tolist() == [8] * 7
+    assert table["n"].tolist() == [8] * 9
     row = table.iloc[0]
     assert row["spearman_with_norm"] == pytest.approx(stats.spearmanr(frame["fragmentation"],
                                                                       frame["parameter_norm"]).statistic)
+
+
+def test_double_descent_summary_finds_the_peaks_and_the_rank_correlation_over_widths():
+    widths = [2, 4, 8, 16, 32, 64]
+    test_error = [0.20, 0.22, 0.27, 0.24, 0.18, 0.13]  # the peak at width 8
+    follows = [0.5, 0.6, 0.9, 0.7, 0.4, 0.1]  # the same order as the test error
+    table = pd.DataFrame({"width": widths * 2, "seed": [0] * 6 + [1] * 6, "test_error": test_error * 2,
+                          "train_error": [0.3, 0.2, 0.01, 0.0, 0.0, 0.0] * 2, "fragmentation": follows * 2,
+                          "fragmentation_different_class": [1.0] * 6 + [1.1] * 6,
+                          "fragmentation_penultimate": [v for v in reversed(follows)] * 2})
+    summary = double_descent.summarise(table, double_descent.interpolation_threshold(table, 0.005))
+    assert summary["interpolation threshold width"] == 16 and summary["peak test error width"] == 8
+    assert summary["peak fragmentation width"] == 8 and summary["peak fragmentation_penultimate width"] == 16
+    assert summary["fragmentation rho, all widths"] == pytest.approx(1.0)
+    assert summary["fragmentation rho, up to the peak"] == pytest.approx(1.0)
+    assert summary["fragmentation_penultimate rho, all widths"] == pytest.approx(
+        stats.spearmanr(list(reversed(follows)), test_error).statistic, abs=1e-3)
+    # A flat curve has no rank correlation to report.
+    assert "fragmentation_different_class rho, up to the peak" not in summary
+
+
+def test_batchnorm_architectures_put_batchnorm_before_every_relu():
+    for architecture in ("cnn4_mnist", "vgg_colour"):
+        plain, normed = batchnorm.layers(architecture, False), batchnorm.layers(architecture, True)
+        convs = [layer for layer in plain if layer["layer_name"] == "Conv2D"]
+        assert len(convs) == 4 and all(layer["activation"] == "relu" for layer in convs)
+        names = [layer["layer_name"] for layer in normed]
+        assert names.count("BatchNormalization") == names.count("ReLU") == 4
+        for position, name in enumerate(names):
+            if name == "BatchNormalization":
+                assert names[position - 1] == "Conv2D" and names[position + 1] == "ReLU"
+        assert [layer["filters"] for layer in normed if layer["layer_name"] == "Conv2D"] == \
+            [layer["filters"] for layer in convs]
+    with pytest.raises(ValueError, match="unknown architecture"):
+        batchnorm.layers("resnet", True)
+
+
+def test_batchnorm_differences_pair_the_seeds():
+    layers = pd.DataFrame([{"architecture": "a", "batch_norm": bn, "seed": seed, "layer": 1,
+                            **{p: (0.5 if bn else 0.3) + 0.01 * seed * (1 + bn) for p in batchnorm.PROPERTIES}}
+                           for bn in (False, True) for seed in range(4)])
+    models = pd.DataFrame([{"architecture": "a", "batch_norm": bn, "seed": seed, "test_acc": 0.9 + 0.01 * bn}
+                           for bn in (False, True) for seed in range(4)])
+    table = batchnorm.paired_differences(layers, models)
+    row = table[(table["property"] == "sparsity")].iloc[0]
+    assert row["difference"] == pytest.approx(0.2 + 0.015) and row["seeds"] == 4
+    assert row["p_value"] == pytest.approx(stats.ttest_rel([0.5 + 0.02 * s for s in range(4)],
+                                                           [0.3 + 0.01 * s for s in range(4)]).pvalue)
+    accuracy = table[table["property"] == "test_acc"].iloc[0]
+    assert accuracy["difference"] == pytest.approx(0.01) and np.isnan(accuracy["p_value"])  # no spread
+
+
+@pytest.mark.slow
+def test_batchnorm_miniature_measures_every_hidden_layer_of_every_model(tmp_path):
+    settings = batchnorm.QUICK
+    batchnorm.run(tmp_path, settings, log=lambda *_: None)
+    models = pd.read_csv(tmp_path / "batchnorm_models.csv")
+    assert len(models) == 2 * 2 * len(settings.seeds)
+    assert models["test_acc"].between(0, 1).all()
+    layers = pd.read_csv(tmp_path / "batchnorm_layers.csv")
+    assert (layers.groupby(["architecture", "batch_norm", "seed"]).size() == 4).all()  # four ReLU layers each
+    for column in ("sparsity", "near_zero"):
+        assert layers[column].between(0, 1).all()
+    assert layers["davies_bouldin"].ge(0).all() and layers["silhouette"].between(-1, 1).all()
+    channels = pd.read_csv(tmp_path / "batchnorm_channels.csv")
+    per_layer = channels.groupby(["architecture", "batch_norm", "seed", "layer"])["sparsity"].mean()
+    np.testing.assert_allclose(per_layer.to_numpy(),
+                               layers.set_index(["architecture", "batch_norm", "seed", "layer"])
+                               .loc[per_layer.index, "sparsity"].to_numpy())
+    differences = pd.read_csv(tmp_path / "batchnorm_differences.csv")
+    row = differences[(differences["property"] == "silhouette") & (differences["layer"] == 1)].iloc[0]
+    assert row["difference"] == pytest.approx(row["with_batchnorm"] - row["without_batchnorm"])
+    assert (tmp_path / "batchnorm.png").is_file()
