@@ -20,11 +20,14 @@ import pandas as pd
 
 from .report import TaskReport, add_chance, report_task_run, reports_table, score_predictions
 from .runner import TaskRun
+from .scoring import SCORES as SCORE_TABLE
 from .tasks import Task
 from .uncertainty import (DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction, score_interval,
                           seed_summary)
 
-SCORES = (("cmi", "CMI x100"), ("kendall_tau", "Kendall's tau"), ("granulated_kendall_tau", "granulated tau (psi)"))
+# (name, title) of each score, from the one table in scoring.
+SCORES = tuple((score.name, score.title) for score in SCORE_TABLE)
+DIGITS = {score.name: score.digits for score in SCORE_TABLE}
 # Scores on which each measure is compared with the best one in the same resamples.
 PAIRED_SCORES = ("cmi", "kendall_tau")
 # What separates a measure's name from its seed in a run label (and a cache file name).
@@ -75,7 +78,7 @@ def comparison_markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None,
     n_seeds = int(frame["seeds"].max()) if "seeds" in frame and frame["seeds"].notna().any() else 1
     for score, title in SCORES:
         table = score_table(frame, score)
-        digits = 2 if score == "cmi" else 3
+        digits = DIGITS[score]
         shown = _cells(frame, score, table, digits, mean_interval)
         chance = _chance_row(frame, score, table.columns, digits)
         if chance is not None:
@@ -120,7 +123,8 @@ def summary_markdown(frame: pd.DataFrame, mean_interval: pd.DataFrame, paired: p
     rows = []
     for measure in cmi.index:
         cells = {"measure": measure}
-        for score, table, digits in (("cmi", cmi, 2), ("kendall_tau", tau, 3)):
+        for score, table in (("cmi", cmi), ("kendall_tau", tau)):
+            digits = DIGITS[score]
             value = table.loc[measure, "mean"]
             if (score, measure) in intervals.index:
                 row = intervals.loc[(score, measure)]

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from .runner import TaskRun, write_predictions, write_provenance
-from .scoring import EXCEEDED, InvalidGridError, UndefinedScoreError, score_task
+from .scoring import EXCEEDED, SCORE_NAMES, SCORES, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
 from .uncertainty import bootstrap_scores, chance_levels, score_interval
 
-SCORE_COLUMNS = ("cmi", "kendall_tau", "granulated_kendall_tau")
+SCORE_COLUMNS = SCORE_NAMES
 # Per score, the columns that put it in context (see ``TaskReport.uncertainty_columns``).
 UNCERTAINTY_SUFFIXES = ("low", "high", "chance_mean", "chance_p95", "p_value", "seed_std", "seed_min", "seed_max")
 UNCERTAINTY_COLUMNS = tuple(f"{score}_{suffix}" for score in SCORE_COLUMNS for suffix in UNCERTAINTY_SUFFIXES)
@@ -39,9 +39,9 @@ class TaskReport:
     failed: dict[str, str] = field(default_factory=dict)  # model id -> one-line reason
     recomputed: int = 0  # cached values not reused because what made them differs
     # Context of each score (pgdl_harness.uncertainty), by score name; empty when not computed.
-    # chance: {"mean", "p95", "p_value", "draws"} of random measures on the task.
+    # chance: {"mean", "p95", "p_value", "draws", "within"} of random measures on the task.
     chance: dict[str, dict[str, float]] = field(default_factory=dict)
-    # interval: the 95% bootstrap percentile interval (over resampled models, and seeds if any).
+    # interval: the centred 95% bootstrap interval (over resampled models, and seeds if any).
     interval: dict[str, tuple[float, float]] = field(default_factory=dict)
     # seeds: {"mean", "std", "min", "max", "seeds"} over seeds, for a measure run with several;
     # the score itself is then the mean over seeds.
@@ -57,8 +57,7 @@ class TaskReport:
     @property
     def within_chance(self) -> list[str]:
         """The scores at or below the 95th percentile of random measures' scores on the task."""
-        return [score for score, level in self.chance.items()
-                if getattr(self, score) is not None and getattr(self, score) <= level["p95"]]
+        return [score for score, level in self.chance.items() if level.get("within")]
 
     def uncertainty_json(self) -> dict:
         out = {}
@@ -175,7 +174,8 @@ def add_chance(report: TaskReport, chance: dict) -> None:
     for score, level in chance.items():
         observed = getattr(report, score)
         report.chance[score] = {"mean": level.mean, "p95": level.p95, "draws": len(level.draws),
-                                "p_value": None if observed is None else level.p_value(observed)}
+                                "p_value": None if observed is None else level.p_value(observed),
+                                "within": observed is not None and level.within_chance(observed)}
 
 
 def reports_table(reports: list[TaskReport]) -> pd.DataFrame:
@@ -227,7 +227,7 @@ def format_table(frame: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
-_SHORT_NAMES = {"cmi": "CMI", "kendall_tau": "tau", "granulated_kendall_tau": "psi"}
+_SHORT_NAMES = {score.name: score.short for score in SCORES}
 
 
 def _shown_uncertainty(shown: pd.DataFrame) -> pd.DataFrame:

@@ -32,10 +32,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 __all__ = [
     "EXCEEDED",
     "InvalidGridError",
+    "PairTables",
+    "SCORES",
+    "SCORE_NAMES",
+    "ScoreDefinition",
     "TaskScore",
     "UndefinedScoreError",
     "conditional_mutual_information",
@@ -43,6 +48,7 @@ __all__ = [
     "granulated_kendall_tau",
     "granulated_kendall_taus",
     "kendall_tau",
+    "ordered_values",
     "population_conditional_mutual_information",
     "score_task",
     "validate_hyperparameter_grid",
@@ -58,6 +64,27 @@ _ENTROPY_EPS = 1e-12
 
 # How many offending models or combinations an error message lists.
 _MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class ScoreDefinition:
+    """One score as every report shows it."""
+
+    name: str  # the key in TaskScore, CSVs and JSON
+    title: str  # a table's column title
+    short: str  # in compact lists ("within chance: CMI tau")
+    digits: int  # decimals shown
+    low: float  # the range the score can take
+    high: float
+
+
+#: The three scores, in report order; higher is better for all. CMI is x100 everywhere.
+SCORES = (
+    ScoreDefinition("cmi", "CMI x100", "CMI", 2, 0.0, 100.0),
+    ScoreDefinition("kendall_tau", "Kendall's tau", "tau", 3, -1.0, 1.0),
+    ScoreDefinition("granulated_kendall_tau", "granulated tau (psi)", "psi", 3, -1.0, 1.0),
+)
+SCORE_NAMES = tuple(score.name for score in SCORES)
 
 
 class InvalidGridError(ValueError):
@@ -234,8 +261,12 @@ def _parse_grid(model_specs, source):
     return _Grid(model_ids, names, possible_values, value_index, _gap_vector(specs, source))
 
 
-def _value_vector(values, model_ids, what, reference="model_configs.json"):
-    """``values`` ({"model_<id>": number}) as an array in ``model_ids`` order."""
+def ordered_values(values, model_ids, what, reference="model_configs.json"):
+    """``values`` ({"model_<id>": number}, one for each of ``model_ids``) as an array in that order.
+
+    Checked at the door: a ValueError names missing, extra, ``"EXCEEDED"`` or non-numeric values
+    (``what`` names the mapping in the message); NaN is kept, with a warning (it ties with all).
+    """
     if not isinstance(values, dict):
         raise ValueError(f"{what}: expected a mapping of model id to value, got {type(values).__name__}")
     missing = [mid for mid in model_ids if mid not in values]
@@ -276,42 +307,199 @@ def _value_vector(values, model_ids, what, reference="model_configs.json"):
 
 
 # --------------------------------------------------------------------------
-# Numeric core (inputs trusted)
+# Numeric core (inputs trusted): the pair tables every score is computed from
+
+# Draws scored per sparse product: bounds the (batch, n_models**2) pair table to ~20 MB at 96
+# models.
+_BATCH = 256
 
 
-def _pairwise_sign(x):
-    """sign(x_i - x_j) for all ordered pairs, by comparison so NaN gives 0."""
-    return (x[:, None] > x[None, :]).astype(np.int64) - (x[:, None] < x[None, :])
+class PairTables:
+    """The one numerical core of every score: a task's model pairs, tabulated once.
+
+    Each score is a ratio of sums over ordered model pairs (i, j) of ``[m_i > m_j] * w_i * w_j``
+    (numerators) or ``w_i * w_j`` (denominators) against fixed per-pair coefficients; the
+    coefficients are the columns of two sparse (n_models**2, n_columns) matrices. With every
+    weight 1 the sums are the organisers' integer counts: the plain scores (``score_task``) are
+    this core at weight 1, and the resampled ones (``uncertainty``) at the resamples' weights.
+
+    Parameters
+    ----------
+    value_index : ndarray of int, shape (n_models, n_hparams)
+        Each model's value of each hyperparameter, as an index into its values.
+    n_values : sequence of int
+        The number of values of each hyperparameter.
+    gaps : ndarray, shape (n_models,)
+        The generalization gaps.
+    hparam_names : sequence of str
+        The hyperparameters' names (psi is reported by name).
+
+    A task has one model per grid cell (``PairTables.of_task``); a population from which tasks
+    are drawn may have several (``population_conditional_mutual_information``). Inputs are
+    trusted: validate them at the door.
+    """
+
+    def __init__(self, value_index, n_values, gaps, hparam_names):
+        value_index = np.asarray(value_index, dtype=np.intp).reshape(len(gaps), len(n_values))
+        gaps = np.asarray(gaps, dtype=np.float64)
+        n = len(gaps)
+        self.n_models = n
+        self.hparam_names = list(hparam_names)
+        self.model_ids: list[str] | None = None  # "model_<id>" in row order, for a task (of_task)
+        # Ties and self-pairs count as "minus" in CMI (the organisers' rule).
+        gap_above = (gaps[:, None] > gaps[None, :]).astype(np.intp).ravel()
+        gap_sign = ((gaps[:, None] > gaps[None, :]).astype(np.int64) - (gaps[:, None] < gaps[None, :])).ravel()
+        distinct = ~np.eye(n, dtype=bool).ravel()
+        pair = np.arange(n * n)
+        shape = [int(values) for values in n_values]
+
+        numerator, denominator = [], []  # (rows, columns, values) per block of columns
+        column = 0
+
+        # CMI: per ordered hyperparameter pair, a column per (bin, gap sign): the summed weight of
+        # the pairs with m_i > m_j (numerator) and of all pairs (denominator).
+        self.cmi_blocks: list[tuple[int, int]] = []  # (first column, bins)
+        if len(shape) >= 2:
+            for a, b in itertools.permutations(range(len(shape)), 2):
+                n_a, n_b = shape[a], shape[b]
+                v_a, v_b = value_index[:, a], value_index[:, b]
+                bin_ = (((v_a[:, None] * n_a + v_a[None, :]) * n_b + v_b[:, None]) * n_b + v_b[None, :]).ravel()
+                n_bins = n_a * n_a * n_b * n_b
+                columns = column + 2 * bin_ + gap_above
+                numerator.append((pair, columns, np.ones(n * n)))
+                denominator.append((pair, columns, np.ones(n * n)))
+                self.cmi_blocks.append((column, n_bins))
+                column += 2 * n_bins
+
+        # Kendall's tau: sum over i != j of [m_i > m_j] sign(g_i - g_j) w_i w_j is half the
+        # concordance sum (sign is antisymmetric), over the summed weight of the pairs.
+        self.tau_column = column
+        numerator.append((pair[distinct], np.full(distinct.sum(), column), gap_sign[distinct]))
+        denominator.append((pair[distinct], np.full(distinct.sum(), column), np.ones(distinct.sum())))
+        column += 1
+
+        # psi_k: the same per group of models that differ only in hyperparameter k.
+        self.psi_blocks: list[tuple[str, int, int]] = []  # (name, first column, groups)
+        for k, name in enumerate(self.hparam_names):
+            if shape[k] < 2:
+                continue  # no two models differ only in k, as in scoring
+            others = [j for j in range(len(shape)) if j != k]
+            if others:
+                group = np.ravel_multi_index(value_index[:, others].T, [shape[j] for j in others])
+            else:
+                group = np.zeros(n, dtype=np.intp)
+            n_groups = int(np.prod([shape[j] for j in others]))
+            same = ((group[:, None] == group[None, :]).ravel()) & distinct
+            columns = column + np.repeat(group, n)[same]
+            numerator.append((pair[same], columns, gap_sign[same]))
+            denominator.append((pair[same], columns, np.ones(same.sum())))
+            self.psi_blocks.append((name, column, n_groups))
+            column += n_groups
+        self.n_columns = column
+        self.numerator = self._matrix(numerator)
+        self.denominator = self._matrix(denominator)
+        # Weights all 1: the denominators do not change from draw to draw.
+        self.unit_denominator = np.asarray(self.denominator.sum(axis=0)).ravel()
+
+    @classmethod
+    def of_task(cls, model_specs: dict, source: str = "model_configs.json") -> "PairTables":
+        """The tables of a task's ``model_configs.json`` (validated: a complete grid)."""
+        return _tables(_parse_grid(model_specs, source))
+
+    def _matrix(self, blocks) -> sparse.csr_matrix:
+        rows, columns, values = (np.concatenate(parts) for parts in zip(*blocks))
+        return sparse.csr_matrix((values.astype(np.float64), (rows, columns)),
+                                 shape=(self.n_models ** 2, self.n_columns))
+
+    def scores(self, measures: np.ndarray, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Scores of a batch of measures (and multisets), each row scored on its own.
+
+        Parameters
+        ----------
+        measures : ndarray, shape (n_draws, n_models) or (n_models,)
+            Measure values in the grid's model order; NaN ties with everything, as in scoring.
+        weights : ndarray, shape (n_draws, n_models), optional
+            Non-negative integer multiplicity of each model in each multiset; None: each once.
+
+        Returns
+        -------
+        scores : dict of str to ndarray, shape (n_draws,)
+            ``cmi`` (x100; absent when the task has fewer than two hyperparameters),
+            ``kendall_tau``, ``granulated_kendall_tau`` and ``psi/<name>`` per hyperparameter
+            with two values or more (absent when there is none).
+        """
+        measures = np.atleast_2d(measures)
+        if weights is not None:
+            weights = np.broadcast_to(np.atleast_2d(weights), measures.shape)
+        parts = []
+        for start in range(0, len(measures), _BATCH):
+            batch = measures[start:start + _BATCH]
+            above = (batch[:, :, None] > batch[:, None, :]).reshape(len(batch), -1).astype(np.float64)
+            if weights is None:
+                numerator = (self.numerator.T @ above.T).T
+                denominator = np.broadcast_to(self.unit_denominator, numerator.shape)
+            else:
+                w = weights[start:start + _BATCH].astype(np.float64)
+                pair_weight = (w[:, :, None] * w[:, None, :]).reshape(len(batch), -1)
+                numerator = (self.numerator.T @ (above * pair_weight).T).T
+                denominator = (self.denominator.T @ pair_weight.T).T
+            # C order: the per-block slices below are then views, not copies.
+            parts.append(self._ratios(np.ascontiguousarray(numerator), np.ascontiguousarray(denominator)))
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+    def _ratios(self, numerator: np.ndarray, denominator: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        if self.cmi_blocks:
+            per_pair = []
+            for first, n_bins in self.cmi_blocks:
+                above = numerator[:, first:first + 2 * n_bins].reshape(-1, n_bins, 2)
+                total = denominator[:, first:first + 2 * n_bins].reshape(-1, n_bins, 2)
+                # (draw, bin, gap sign, measure sign), as scoring's tables.
+                table = np.stack([total - above, above], axis=-1)
+                per_pair.append(_mi_over_gap_entropy(table))
+            # + 0.0 turns -0.0 into 0.0, as scoring does.
+            out["cmi"] = 100.0 * (np.min(np.stack(per_pair), axis=0) + 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tau = 2 * numerator[:, self.tau_column] / denominator[:, self.tau_column]
+            out["kendall_tau"] = tau
+            psis = []
+            for name, first, n_groups in self.psi_blocks:
+                num = 2 * numerator[:, first:first + n_groups]
+                den = denominator[:, first:first + n_groups]
+                defined = den > 0
+                ratio = np.where(defined, num / np.where(defined, den, 1.0), 0.0)
+                out[f"psi/{name}"] = ratio.sum(axis=1) / defined.sum(axis=1)
+                psis.append(out[f"psi/{name}"])
+            if psis:  # none when no hyperparameter has two values
+                stacked = np.stack(psis, axis=1)
+                defined = ~np.isnan(stacked)
+                out["granulated_kendall_tau"] = np.where(defined, stacked, 0.0).sum(axis=1) / defined.sum(axis=1)
+        return out
 
 
-def _kendall_tau(measure, gaps):
-    n = measure.shape[0]
-    # The diagonal is 0, so the sum runs over i != j only.
-    concordance = (_pairwise_sign(measure) * _pairwise_sign(gaps)).sum()
-    return float(concordance / (n * (n - 1)))
+def _mi_over_gap_entropy(table: np.ndarray) -> np.ndarray:
+    """Mean MI over mean gap-sign entropy of (draws, K, 2, 2) tables of (weighted) pair counts.
 
-
-def _granulated_kendall_taus(measure, gaps, grid):
-    concordance = _pairwise_sign(measure) * _pairwise_sign(gaps)
-    shape = [len(values) for values in grid.possible_values]
-    psi = {}
-    for k, name in enumerate(grid.hparam_names):
-        n_k = shape[k]
-        if n_k < 2:
-            continue  # no two models differ only in k: no ranking to score
-        # Models differ only in k iff they agree on all other hyperparameters.
-        others = [j for j in range(len(shape)) if j != k]
-        if others:
-            group = np.ravel_multi_index(grid.value_index[:, others].T, [shape[j] for j in others])
-        else:
-            group = np.zeros(len(measure), dtype=np.intp)
-        n_groups = math.prod(shape[j] for j in others)
-        same_group = group[:, None] == group[None, :]
-        # In a complete grid each group holds n_k models, so a group's tau is
-        # its summed concordance over its n_k (n_k - 1) ordered pairs.
-        per_group = np.bincount(group, weights=(concordance * same_group).sum(axis=1), minlength=n_groups)
-        psi[name] = float(np.mean(per_group / (n_k * (n_k - 1))))
-    return psi
+    Axis 2 is the gap sign, axis 3 the measure sign. Bins that hold no pair (they occur in
+    resamples only: a complete grid fills every bin) are left out of both means. Entropies are
+    ``-sum p log2(p + 1e-12)``, the organisers' formula.
+    """
+    total = table.sum(axis=(2, 3))
+    filled = total > 0
+    safe_total = np.where(filled, total, 1.0)
+    gap_counts = table.sum(axis=3)
+    measure_counts = table.sum(axis=2)
+    joint = table / safe_total[:, :, None, None]
+    p_gap = gap_counts / safe_total[:, :, None]
+    p_measure = measure_counts / safe_total[:, :, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = joint * np.log2(joint / (p_gap[:, :, :, None] * p_measure[:, :, None, :]))
+    mi = np.where(joint > 0, terms, 0.0).sum(axis=(2, 3))
+    gap_entropy = -(p_gap * np.log2(p_gap + _ENTROPY_EPS)).sum(axis=2)
+    n_filled = filled.sum(axis=1)
+    mean_mi = np.where(filled, mi, 0.0).sum(axis=1) / n_filled
+    mean_entropy = np.where(filled, gap_entropy, 0.0).sum(axis=1) / n_filled
+    return mean_mi / mean_entropy
 
 
 def _organisers_key_problems(grid):
@@ -367,57 +555,18 @@ def _warn_if_organisers_bins_differ(grid, model_specs):
         )
 
 
-def _mi_over_gap_entropy(table):
-    """Mean MI over mean gap-sign entropy of a (K, 2, 2) table of counts."""
-    # Axis 1 is the gap sign, axis 2 the measure sign. A complete grid puts at
-    # least one model pair in each of the K bins, so no total is 0.
-    total = table.sum(axis=(1, 2))
-    gap_counts = table.sum(axis=2)
-    measure_counts = table.sum(axis=1)
-    joint = table / total[:, None, None]
-    p_gap = gap_counts / total[:, None]
-    p_measure = measure_counts / total[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = joint * np.log2(joint / (p_gap[:, :, None] * p_measure[:, None, :]))
-    mi = np.where(joint > 0, terms, 0.0).sum(axis=(1, 2))
-    gap_entropy = -(p_gap * np.log2(p_gap + _ENTROPY_EPS)).sum(axis=1)
-    return mi.mean() / gap_entropy.mean()
-
-
-def _conditional_mutual_information(measure, gaps, grid):
-    return population_conditional_mutual_information(
-        measure, gaps, grid.value_index, [len(values) for values in grid.possible_values])
-
-
 def population_conditional_mutual_information(measure, gaps, value_index, n_values):
-    """The CMI core on arrays, in [0, 1]: any number of models per grid cell.
+    """CMI x100 of a population: models given as arrays, any number of models per grid cell.
 
-    The organisers' computation (see ``conditional_mutual_information``) on models given as
-    arrays rather than a task: ``measure`` and ``gaps`` of shape (n_models,), ``value_index``
-    (n_models, n_hparams) the index of each model's value of each hyperparameter, ``n_values``
-    the number of values of each. A task has one model per cell; a population from which tasks
-    are drawn (``benchmarks/interval_coverage.py``) has several, and its CMI is the "true" score
-    a task's estimate is compared with. Inputs are trusted: validate them at the door.
+    The organisers' computation (``conditional_mutual_information``) on ``measure`` and ``gaps``
+    of shape (n_models,), ``value_index`` (n_models, n_hparams) the index of each model's value
+    of each hyperparameter and ``n_values`` the number of values of each. A task has one model
+    per cell; a population from which tasks are drawn (``benchmarks/interval_coverage.py``) has
+    several, and its CMI is the "true" score a task's estimate is compared with. Memory grows
+    with the square of the models (about 1.5 GB at 1,000). Inputs are trusted.
     """
-    measure, gaps, value_index = np.asarray(measure), np.asarray(gaps), np.asarray(value_index)
-    # One cell per ordered model pair, self-pairs included; ties fall on the
-    # "minus" side: cell = 2 * [g_i > g_j] + [m_i > m_j].
-    cell = (2 * (gaps[:, None] > gaps[None, :]) + (measure[:, None] > measure[None, :])).ravel()
-    shape = list(n_values)
-    scores = []
-    for a, b in itertools.permutations(range(len(shape)), 2):
-        n_a, n_b = shape[a], shape[b]
-        v_a, v_b = value_index[:, a], value_index[:, b]
-        # Bin of pair (i, j): (h_a of i, h_a of j, h_b of i, h_b of j), flattened.
-        bin_ = ((v_a[:, None] * n_a + v_a[None, :]) * n_b + v_b[:, None]) * n_b + v_b[None, :]
-        n_bins = n_a * n_a * n_b * n_b
-        counts = np.bincount(4 * bin_.ravel() + cell, minlength=4 * n_bins)
-        # Reshaped as (bin, gap sign, measure sign); the sign order does not
-        # matter to MI or entropy.
-        scores.append(_mi_over_gap_entropy(counts.reshape(n_bins, 2, 2)))
-    # + 0.0 turns -0.0 into 0.0: when every bin holds one pair (exactly two
-    # hyperparameters) MI is 0 and the entropy -1e-12-ish, giving -0.0.
-    return float(min(scores)) + 0.0
+    tables = PairTables(value_index, n_values, gaps, [f"h{k}" for k in range(len(n_values))])
+    return float(tables.scores(np.asarray(measure, dtype=np.float64))["cmi"][0])
 
 
 # --------------------------------------------------------------------------
@@ -492,10 +641,10 @@ def conditional_mutual_information(predictions, model_specs):
     Returns
     -------
     cmi : float
-        In [0, 1]; 1 when the measure orders the models exactly as the gap,
-        0 for a constant measure (a perfect measure may exceed 1 by a few
-        1e-12, from the +1e-12 inside the organisers' entropy log). Reports
-        show it x 100. Higher is better.
+        x 100, in [0, 100] as every report shows it: 100 when the measure
+        orders the models exactly as the gap, 0 for a constant measure (a
+        perfect measure may exceed 100 by a few 1e-10, from the +1e-12 inside
+        the organisers' entropy log). Higher is better.
 
     Raises
     ------
@@ -520,9 +669,9 @@ def conditional_mutual_information(predictions, model_specs):
             "conditional mutual information needs at least two hyperparameters; "
             f"this task has {len(grid.hparam_names)} ({', '.join(grid.hparam_names)})"
         )
-    measure = _value_vector(predictions, grid.model_ids, "predictions")
+    measure = ordered_values(predictions, grid.model_ids, "predictions")
     _warn_if_organisers_bins_differ(grid, model_specs)
-    return _conditional_mutual_information(measure, grid.gaps, grid)
+    return float(_tables(grid).scores(measure)["cmi"][0])
 
 
 def kendall_tau(predictions, gaps):
@@ -548,11 +697,11 @@ def kendall_tau(predictions, gaps):
         the gap does, -1 when it reverses them, 0 for a constant.
     """
     model_ids = list(gaps)
-    gap_values = _value_vector(gaps, model_ids, "gaps")
-    measure = _value_vector(predictions, model_ids, "predictions", reference="gaps")
+    gap_values = ordered_values(gaps, model_ids, "gaps")
+    measure = ordered_values(predictions, model_ids, "predictions", reference="gaps")
     if len(model_ids) < 2:
         raise UndefinedScoreError("Kendall's tau needs at least two models")
-    return _kendall_tau(measure, gap_values)
+    return float(PairTables(np.zeros((len(model_ids), 0)), [], gap_values, []).scores(measure)["kendall_tau"][0])
 
 
 def granulated_kendall_taus(predictions, model_specs):
@@ -579,8 +728,8 @@ def granulated_kendall_taus(predictions, model_specs):
         models differ only in them.
     """
     grid = _parse_grid(model_specs, "model_configs.json")
-    measure = _value_vector(predictions, grid.model_ids, "predictions")
-    return _granulated_kendall_taus(measure, grid.gaps, grid)
+    measure = ordered_values(predictions, grid.model_ids, "predictions")
+    return _psi(grid, _tables(grid).scores(measure))
 
 
 def granulated_kendall_tau(predictions, model_specs):
@@ -629,8 +778,9 @@ def score_task(predictions, model_specs, source="model_configs.json"):
         hyperparameters give ``cmi=None``.
     """
     grid = _parse_grid(model_specs, source)
-    measure = _value_vector(predictions, grid.model_ids, "predictions")
-    psi = _granulated_kendall_taus(measure, grid.gaps, grid)
+    measure = ordered_values(predictions, grid.model_ids, "predictions")
+    scores = _tables(grid).scores(measure)
+    psi = _psi(grid, scores)
     if not psi:
         # A complete grid whose hyperparameters all have one value: one model.
         raise UndefinedScoreError(f"{source}: a task needs at least two models to be scored")
@@ -638,11 +788,21 @@ def score_task(predictions, model_specs, source="model_configs.json"):
         cmi = None
     else:
         _warn_if_organisers_bins_differ(grid, model_specs)
-        cmi = 100.0 * _conditional_mutual_information(measure, grid.gaps, grid)
+        cmi = float(scores["cmi"][0])
     return TaskScore(
         cmi=cmi,
-        kendall_tau=_kendall_tau(measure, grid.gaps),
-        granulated_kendall_tau=float(np.mean(list(psi.values()))),
+        kendall_tau=float(scores["kendall_tau"][0]),
+        granulated_kendall_tau=float(scores["granulated_kendall_tau"][0]),
         psi=psi,
         n_models=len(grid.model_ids),
     )
+
+
+def _tables(grid):
+    tables = PairTables(grid.value_index, [len(v) for v in grid.possible_values], grid.gaps, grid.hparam_names)
+    tables.model_ids = grid.model_ids
+    return tables
+
+
+def _psi(grid, scores):
+    return {name: float(scores[f"psi/{name}"][0]) for name in grid.hparam_names if f"psi/{name}" in scores}

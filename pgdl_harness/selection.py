@@ -155,7 +155,7 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
             axes += [{"task": task.name, "family": families[task.name], "axis": axis, "measure": measure, "psi": psi}
                      for axis, psi in score.psi.items()]
             distributions[(task.name, measure)] = bootstrap_scores(predictions, specs, bootstrap, seed)
-        chance[task.name] = chance_levels(specs, null, seed)["cmi"].p95 if null else float("nan")
+        chance[task.name] = chance_levels(specs, null, seed)["cmi"] if null else None
     scores = {name: pd.DataFrame(table).T for name, table in per_score.items()}  # measures x tasks
     folds = leave_one_family_out(scores[SELECTION_SCORE], families, list(candidates))
     rows = []
@@ -166,7 +166,9 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
                          "kendall_tau": scores["kendall_tau"].loc[fold.chosen, task],
                          f"{reference} cmi": scores["cmi"].loc[reference, task],
                          f"{reference} kendall_tau": scores["kendall_tau"].loc[reference, task],
-                         "cmi_chance_p95": chance[task]})
+                         "cmi_chance_p95": chance[task].p95 if chance[task] else float("nan"),
+                         "within chance": "yes" if chance[task] and chance[task].within_chance(
+                             scores["cmi"].loc[fold.chosen, task]) else ""})
     held_out = pd.DataFrame(rows)
     summary = held_out_summary(folds, scores, distributions, list(dict.fromkeys([reference, *fixed, *candidates])),
                                reference)
@@ -180,8 +182,7 @@ def selection_markdown(selection: Selection, reference: str) -> str:
                            "its mean CMI on the other families": f"{f.selection_means[f.chosen]:.2f}",
                            f"{reference} there": f"{f.selection_means.get(reference, float('nan')):.2f}"}
                           for f in selection.folds])
-    held = selection.held_out.copy()
-    held["within chance"] = np.where(held["cmi"] <= held["cmi_chance_p95"], "yes", "")
+    held = selection.held_out
     summary = selection.summary.copy()
     table = pd.DataFrame({
         "measure": summary["measure"],

@@ -28,20 +28,19 @@ Scores of a multiset (:func:`multiset_scores`): model ``i`` taken ``w_i`` times.
   ties that pull every resampled tau towards 0 (by half on psi's two-model groups). A psi group
   with fewer than two distinct models drawn is left out of psi's mean over groups.
 
-With every weight 1 all three equal :func:`pgdl_harness.scoring.score_task` exactly (same
-integer counts, same floating-point operations). The scores are linear in the pair table
-``[m_i > m_j] * w_i * w_j``, so one sparse product scores a whole batch of draws.
+Every score here and in :func:`pgdl_harness.scoring.score_task` comes from one core,
+:class:`pgdl_harness.scoring.PairTables`: the plain scores are the multiset scores with every
+weight 1. The scores are linear in the pair table ``[m_i > m_j] * w_i * w_j``, so one sparse
+product scores a whole batch of draws.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
-from .scoring import UndefinedScoreError, _ENTROPY_EPS, _parse_grid, _value_vector
+from .scoring import SCORE_NAMES, SCORES, PairTables, UndefinedScoreError, ordered_values
 
 __all__ = [
     "DEFAULT_DRAWS",
@@ -65,14 +64,9 @@ __all__ = [
 DEFAULT_DRAWS = 1000
 #: Seed of the null's random measures and of the bootstrap's resamples.
 DEFAULT_SEED = 0
-#: The scores handled here, by their names in reports: CMI x100, Kendall's tau, granulated tau.
-SCORE_NAMES = ("cmi", "kendall_tau", "granulated_kendall_tau")
 #: The range each score can take (CMI x100, tau, psi): a centred interval is clipped to it.
-SCORE_RANGES = {"cmi": (0.0, 100.0), "kendall_tau": (-1.0, 1.0), "granulated_kendall_tau": (-1.0, 1.0)}
+SCORE_RANGES = {score.name: (score.low, score.high) for score in SCORES}
 
-# Draws scored per sparse product: bounds the (batch, n_models**2) pair table to ~20 MB at 96
-# models.
-_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -109,170 +103,6 @@ class ChanceLevel:
         return bool(observed <= self.p95)
 
 
-class _PairScorer:
-    """A task's pair tables, built once and reused for every draw or resample.
-
-    Each score is a ratio of sums over ordered model pairs (i, j) of ``[m_i > m_j] * w_i * w_j``
-    (numerators) or ``w_i * w_j`` (denominators) against fixed per-pair coefficients; the
-    coefficients are the columns of two sparse (n_models**2, n_columns) matrices.
-    """
-
-    def __init__(self, model_specs: dict, source: str = "model_configs.json"):
-        grid = _parse_grid(model_specs, source)
-        self.grid = grid
-        n = len(grid.model_ids)
-        self.n_models = n
-        gaps = grid.gaps
-        # Ties and self-pairs count as "minus" in CMI (the organisers' rule).
-        gap_above = (gaps[:, None] > gaps[None, :]).astype(np.intp).ravel()
-        gap_sign = ((gaps[:, None] > gaps[None, :]).astype(np.int64) - (gaps[:, None] < gaps[None, :])).ravel()
-        distinct = ~np.eye(n, dtype=bool).ravel()
-        pair = np.arange(n * n)
-        shape = [len(values) for values in grid.possible_values]
-
-        numerator, denominator = [], []  # (rows, columns, values) per block of columns
-        column = 0
-
-        # CMI: per ordered hyperparameter pair, a column per (bin, gap sign): the summed weight of
-        # the pairs with m_i > m_j (numerator) and of all pairs (denominator).
-        self.cmi_blocks: list[tuple[int, int]] = []  # (first column, bins)
-        if len(shape) >= 2:
-            for a, b in itertools.permutations(range(len(shape)), 2):
-                n_a, n_b = shape[a], shape[b]
-                v_a, v_b = grid.value_index[:, a], grid.value_index[:, b]
-                bin_ = (((v_a[:, None] * n_a + v_a[None, :]) * n_b + v_b[:, None]) * n_b + v_b[None, :]).ravel()
-                n_bins = n_a * n_a * n_b * n_b
-                columns = column + 2 * bin_ + gap_above
-                numerator.append((pair, columns, np.ones(n * n)))
-                denominator.append((pair, columns, np.ones(n * n)))
-                self.cmi_blocks.append((column, n_bins))
-                column += 2 * n_bins
-
-        # Kendall's tau: sum over i != j of [m_i > m_j] sign(g_i - g_j) w_i w_j is half the
-        # concordance sum (sign is antisymmetric), over the summed weight of the pairs.
-        self.tau_column = column
-        numerator.append((pair[distinct], np.full(distinct.sum(), column), gap_sign[distinct]))
-        denominator.append((pair[distinct], np.full(distinct.sum(), column), np.ones(distinct.sum())))
-        column += 1
-
-        # psi_k: the same per group of models that differ only in hyperparameter k.
-        self.psi_blocks: list[tuple[str, int, int]] = []  # (name, first column, groups)
-        for k, name in enumerate(grid.hparam_names):
-            if shape[k] < 2:
-                continue  # no two models differ only in k, as in scoring
-            others = [j for j in range(len(shape)) if j != k]
-            if others:
-                group = np.ravel_multi_index(grid.value_index[:, others].T, [shape[j] for j in others])
-            else:
-                group = np.zeros(n, dtype=np.intp)
-            n_groups = int(np.prod([shape[j] for j in others]))
-            same = ((group[:, None] == group[None, :]).ravel()) & distinct
-            columns = column + np.repeat(group, n)[same]
-            numerator.append((pair[same], columns, gap_sign[same]))
-            denominator.append((pair[same], columns, np.ones(same.sum())))
-            self.psi_blocks.append((name, column, n_groups))
-            column += n_groups
-        self.n_columns = column
-        self.numerator = self._matrix(numerator)
-        self.denominator = self._matrix(denominator)
-        # Weights all 1: the denominators do not change from draw to draw.
-        self.unit_denominator = np.asarray(self.denominator.sum(axis=0)).ravel()
-
-    def _matrix(self, blocks) -> sparse.csr_matrix:
-        rows, columns, values = (np.concatenate(parts) for parts in zip(*blocks))
-        return sparse.csr_matrix((values.astype(np.float64), (rows, columns)),
-                                 shape=(self.n_models ** 2, self.n_columns))
-
-    def scores(self, measures: np.ndarray, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Scores of a batch of measures (and multisets), each row scored on its own.
-
-        Parameters
-        ----------
-        measures : ndarray, shape (n_draws, n_models) or (n_models,)
-            Measure values in the grid's model order; NaN ties with everything, as in scoring.
-        weights : ndarray, shape (n_draws, n_models), optional
-            Non-negative integer multiplicity of each model in each multiset; None: each once.
-
-        Returns
-        -------
-        scores : dict of str to ndarray, shape (n_draws,)
-            ``cmi`` (x100; absent when the task has fewer than two hyperparameters),
-            ``kendall_tau``, ``granulated_kendall_tau`` and ``psi/<name>`` per hyperparameter.
-        """
-        measures = np.atleast_2d(measures)
-        if weights is not None:
-            weights = np.broadcast_to(np.atleast_2d(weights), measures.shape)
-        parts = []
-        for start in range(0, len(measures), _BATCH):
-            batch = measures[start:start + _BATCH]
-            above = (batch[:, :, None] > batch[:, None, :]).reshape(len(batch), -1).astype(np.float64)
-            if weights is None:
-                numerator = (self.numerator.T @ above.T).T
-                denominator = np.broadcast_to(self.unit_denominator, numerator.shape)
-            else:
-                w = weights[start:start + _BATCH].astype(np.float64)
-                pair_weight = (w[:, :, None] * w[:, None, :]).reshape(len(batch), -1)
-                numerator = (self.numerator.T @ (above * pair_weight).T).T
-                denominator = (self.denominator.T @ pair_weight.T).T
-            # C order: the per-block slices below are then views, not copies.
-            parts.append(self._ratios(np.ascontiguousarray(numerator), np.ascontiguousarray(denominator)))
-        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
-    def _ratios(self, numerator: np.ndarray, denominator: np.ndarray) -> dict[str, np.ndarray]:
-        out = {}
-        if self.cmi_blocks:
-            per_pair = []
-            for first, n_bins in self.cmi_blocks:
-                above = numerator[:, first:first + 2 * n_bins].reshape(-1, n_bins, 2)
-                total = denominator[:, first:first + 2 * n_bins].reshape(-1, n_bins, 2)
-                # (draw, bin, gap sign, measure sign), as scoring's tables.
-                table = np.stack([total - above, above], axis=-1)
-                per_pair.append(_mi_over_gap_entropy(table))
-            # + 0.0 turns -0.0 into 0.0, as scoring does.
-            out["cmi"] = 100.0 * (np.min(np.stack(per_pair), axis=0) + 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tau = 2 * numerator[:, self.tau_column] / denominator[:, self.tau_column]
-            out["kendall_tau"] = tau
-            psis = []
-            for name, first, n_groups in self.psi_blocks:
-                num = 2 * numerator[:, first:first + n_groups]
-                den = denominator[:, first:first + n_groups]
-                defined = den > 0
-                ratio = np.where(defined, num / np.where(defined, den, 1.0), 0.0)
-                out[f"psi/{name}"] = ratio.sum(axis=1) / defined.sum(axis=1)
-                psis.append(out[f"psi/{name}"])
-            if not psis:
-                raise UndefinedScoreError("the granulated Kendall tau needs a hyperparameter with two or more values")
-            stacked = np.stack(psis, axis=1)
-            defined = ~np.isnan(stacked)
-            out["granulated_kendall_tau"] = np.where(defined, stacked, 0.0).sum(axis=1) / defined.sum(axis=1)
-        return out
-
-
-def _mi_over_gap_entropy(table: np.ndarray) -> np.ndarray:
-    """Mean MI over mean gap-sign entropy of (draws, K, 2, 2) tables of (weighted) pair counts.
-
-    The same operations as :func:`pgdl_harness.scoring._mi_over_gap_entropy`, per draw, with
-    bins that hold no pair left out of both means (they occur in resamples only).
-    """
-    total = table.sum(axis=(2, 3))
-    filled = total > 0
-    safe_total = np.where(filled, total, 1.0)
-    gap_counts = table.sum(axis=3)
-    measure_counts = table.sum(axis=2)
-    joint = table / safe_total[:, :, None, None]
-    p_gap = gap_counts / safe_total[:, :, None]
-    p_measure = measure_counts / safe_total[:, :, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = joint * np.log2(joint / (p_gap[:, :, :, None] * p_measure[:, :, None, :]))
-    mi = np.where(joint > 0, terms, 0.0).sum(axis=(2, 3))
-    gap_entropy = -(p_gap * np.log2(p_gap + _ENTROPY_EPS)).sum(axis=2)
-    n_filled = filled.sum(axis=1)
-    mean_mi = np.where(filled, mi, 0.0).sum(axis=1) / n_filled
-    mean_entropy = np.where(filled, gap_entropy, 0.0).sum(axis=1) / n_filled
-    return mean_mi / mean_entropy
-
-
 # --------------------------------------------------------------------------
 # Public API
 
@@ -299,10 +129,10 @@ def multiset_scores(predictions: dict, model_specs: dict, weights: dict | np.nda
         equal to :func:`pgdl_harness.scoring.score_task`. NaN where the multiset leaves a score
         undefined (fewer than two distinct models).
     """
-    scorer = _PairScorer(model_specs, source)
-    measure = _value_vector(predictions, scorer.grid.model_ids, "predictions")
+    scorer = PairTables.of_task(model_specs, source)
+    measure = ordered_values(predictions, scorer.model_ids, "predictions")
     if isinstance(weights, dict):
-        weights = _value_vector(weights, scorer.grid.model_ids, "weights")
+        weights = ordered_values(weights, scorer.model_ids, "weights")
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (scorer.n_models,) or (weights < 0).any() or (weights != np.round(weights)).any():
         raise ValueError(f"weights: expected {scorer.n_models} non-negative integers, one per model, "
@@ -334,7 +164,7 @@ def chance_levels(model_specs: dict, n_draws: int = DEFAULT_DRAWS, seed: int = D
     """
     if n_draws < 1:
         raise ValueError(f"n_draws must be at least 1, got {n_draws}")
-    scorer = _PairScorer(model_specs, source)
+    scorer = PairTables.of_task(model_specs, source)
     noise = np.random.default_rng(seed).random((n_draws, scorer.n_models))
     scores = scorer.scores(noise)
     return {name: ChanceLevel(scores[name]) for name in SCORE_NAMES if name in scores}
@@ -387,8 +217,8 @@ def resampled_scores(predictions: dict, model_specs: dict, weights: np.ndarray,
     scores : dict of str to ndarray, shape (n_multisets,)
         As :func:`multiset_scores`, row by row.
     """
-    scorer = _PairScorer(model_specs, source)
-    measure = _value_vector(predictions, scorer.grid.model_ids, "predictions")
+    scorer = PairTables.of_task(model_specs, source)
+    measure = ordered_values(predictions, scorer.model_ids, "predictions")
     weights = np.asarray(weights)
     if weights.ndim != 2 or weights.shape[1] != scorer.n_models or (weights < 0).any():
         raise ValueError(f"weights: expected non-negative rows of {scorer.n_models} (one per model), "

@@ -67,7 +67,7 @@ def test_golden_scores(case, toy_specs):
     predictions = expected["predictions"]
 
     cmi = conditional_mutual_information(predictions, toy_specs)
-    assert 100 * cmi == pytest.approx(expected["cmi_x100"], rel=0, abs=1e-9)
+    assert cmi == pytest.approx(expected["cmi_x100"], rel=0, abs=1e-9)
     tau = kendall_tau(predictions, generalization_gaps(toy_specs))
     assert tau == pytest.approx(expected["kendall_tau"], rel=0, abs=1e-12)
     psi = granulated_kendall_tau(predictions, toy_specs)
@@ -93,7 +93,7 @@ def test_golden_task_is_the_toy_task(toy_specs):
 
 def test_true_gap_scores_100_and_constant_0(toy_specs):
     gaps = generalization_gaps(toy_specs)
-    assert 100 * conditional_mutual_information(gaps, toy_specs) == pytest.approx(100.0, rel=0, abs=1e-9)
+    assert conditional_mutual_information(gaps, toy_specs) == pytest.approx(100.0, rel=0, abs=1e-9)
     constant = dict.fromkeys(gaps, 0.5)
     assert conditional_mutual_information(constant, toy_specs) == 0.0
     assert kendall_tau(constant, gaps) == 0.0
@@ -117,7 +117,7 @@ def test_cmi_direction_ties_count_as_minus(toy_specs):
     # because ties and self-pairs always fall on the "minus" side.
     gaps = generalization_gaps(toy_specs)
     negated = {mid: -gap for mid, gap in gaps.items()}
-    assert 100 * conditional_mutual_information(negated, toy_specs) == pytest.approx(58.3479, abs=1e-4)
+    assert conditional_mutual_information(negated, toy_specs) == pytest.approx(58.3479, abs=1e-4)
 
 
 def test_cmi_with_exactly_two_hyperparameters_is_zero():
@@ -134,7 +134,7 @@ def test_cmi_of_a_hand_built_task():
     specs = make_specs({"a": [0, 1], "b": [0, 1], "c": [0, 1]}, gap=lambda c: 0.1 * c[0] + 0.01 * c[1] + 0.001 * c[2])
     gaps = gap_predictions(specs)
     perfect = conditional_mutual_information(gaps, specs)
-    assert perfect == pytest.approx(1.0, abs=1e-9)
+    assert perfect == pytest.approx(100.0, abs=1e-7)
     # A measure that gets a and b right but c backwards.
     combos = dict(zip(gaps, itertools.product([0, 1], repeat=3)))
     partial = {mid: 0.1 * a + 0.01 * b - 0.001 * c for mid, (a, b, c) in combos.items()}
@@ -290,7 +290,7 @@ def test_warns_where_organisers_bin_names_collide():
     specs = make_specs({"a": [1, 11], "b": [0, 1], "c": [0, 1]}, gap=lambda c: c[0] / 100 + c[1] / 10 + c[2] / 1000)
     with pytest.warns(UserWarning, match=r"organisers' scorer.*\(a, b\).*'111"):
         cmi = conditional_mutual_information(gap_predictions(specs), specs)
-    assert cmi == pytest.approx(1.0, abs=1e-9)
+    assert cmi == pytest.approx(100.0, abs=1e-7)
 
 
 def test_no_warning_on_the_toy_task(toy_specs):
