@@ -96,8 +96,7 @@ benchmark-suite: setup
 # The protocol of docs/benchmark.md on the suite: every candidate and every other measure with pair
 # seed 0 (compare, cached and resumable), then leave-one-family-out selection (select).
 BENCH_CANDIDATES := fragmentation fragmentation_nearest fragmentation_nearest_other fragmentation_wide \
-	fragmentation_per_length fragmentation_off_label fragmentation_penultimate fragmentation_middle \
-	fragmentation_mixup
+	fragmentation_penultimate fragmentation_mixup
 BENCH_OTHERS := sparsity davies_bouldin natekar_sharma mixup_error output_margin parameter_norm \
 	distance_from_init jacobian_norm
 BENCH_OUT ?= results/benchmark
