@@ -44,21 +44,21 @@ clean:
 # where jacobian_norm's time goes (tracing against compute, three exact implementations).
 .PHONY: bench bench-pairs
 bench: setup
-	$(PY) tests/benchmarks/bench_fragmentation.py
-	$(PY) tests/benchmarks/bench_adaptive.py
-	$(PY) tests/benchmarks/bench_jacobian.py
+	$(PY) benchmarks/bench_fragmentation.py
+	$(PY) benchmarks/bench_adaptive.py
+	$(PY) benchmarks/bench_jacobian.py
 
 # How CMI and tau move with n_pairs and n_points over 3 pair seeds (~30-60 min; cached in
 # results/bench_pairs/, resumable).
 bench-pairs: setup
-	$(PY) tests/benchmarks/pairs_and_points.py
+	$(PY) benchmarks/pairs_and_points.py
 
 # Which intervals adaptive counting must refine: every rule replayed on the stored dense grids of
 # every model of the bundled image tasks and the development suite (make dev-suite first; ~15 min
 # to store them in results/adaptive_grids/, resumable; the replay takes a few minutes).
 .PHONY: bench-rules
 bench-rules: setup
-	$(PY) tests/benchmarks/adaptive_rules.py --data $(DATA) $(DEV_DATA)
+	$(PY) benchmarks/adaptive_rules.py --data $(DATA) $(DEV_DATA)
 
 .PHONY: regression-update
 regression-update: setup
@@ -110,7 +110,7 @@ benchmark-study: setup benchmark-suite
 # Seconds per model with the local engine and with Ray (1 and 2 workers) on a bundled task.
 .PHONY: bench-engines
 bench-engines: setup
-	$(PY) tests/benchmarks/bench_engines.py $(TASK)
+	$(PY) benchmarks/bench_engines.py $(TASK)
 
 # The variant study behind the default (README, "Which fragmentation"): the bundled tasks and the
 # development suite in one root of symbolic links (results/study/tasks), the fragmentation

@@ -4,7 +4,7 @@ For each bundled task and a synthetic 96-model grid (2^5 x 3, the size of a larg
 family), prints the seconds of one ``score_task``, of the null (1000 random measures) and of the
 bootstrap (1000 resamples), and their ratios to 1000 plain ``score_task`` calls, the obvious
 alternative (timings on shared machines vary by ~30%: read the ratios within one run).
-Run: ``python tests/benchmarks/bench_uncertainty.py``.
+Run: ``python benchmarks/bench_uncertainty.py``.
 """
 
 import itertools
@@ -17,7 +17,7 @@ import numpy as np
 from pgdl_harness.scoring import generalization_gaps, score_task
 from pgdl_harness.uncertainty import bootstrap_scores, chance_levels
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 DRAWS = 1000
 
 

@@ -14,7 +14,7 @@ For each it prints the first call (tracing and graph optimisation, plus one batc
 compute for 512 examples once traced, both as seconds and as multiples of a compiled forward pass
 over the same examples, and checks the three give the same norms. Timings on shared machines
 vary by 30%: read the ratios within one run. Usage:
-python tests/benchmarks/bench_jacobian.py [DATA_ROOT TASK ...]
+python benchmarks/bench_jacobian.py [DATA_ROOT TASK ...]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402

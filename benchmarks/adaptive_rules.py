@@ -17,7 +17,7 @@ counts give, next to those of the dense counts.
 It also prints a floor no rule can beat while seeing every change it counts: the ends of each
 path plus both grid points around every change (an oracle that knows where the changes are).
 
-Run: `make bench-rules` (or `python tests/benchmarks/adaptive_rules.py --data data dev_data`).
+Run: `make bench-rules` (or `python benchmarks/adaptive_rules.py --data data dev_data`).
 """
 
 import argparse
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_EXTEND, DEFAULT_N_PAIRS,  # noqa: E402

@@ -14,7 +14,7 @@ share of the default's passes, CMI x100 and Kendall's tau averaged over the task
 absolute change of each task's CMI and tau from the 2048-pair value. A setting pays if it
 moves the scores less than a fixed k of the same cost.
 
-Run: `python tests/benchmarks/early_stopping.py` after `make bench-rules` has stored the grids.
+Run: `python benchmarks/early_stopping.py` after `make bench-rules` has stored the grids.
 """
 
 import argparse
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_N_PAIRS,  # noqa: E402

@@ -5,7 +5,7 @@ empty cache: local engine, a local Ray cluster of 1 CPU, and one of 2 CPUs (one 
 time). Prints wall seconds per model for each, the speed-up over local, and Ray's overhead per
 model (one worker's wall time minus the local engine's, per model: object store, task dispatch,
 each worker's TensorFlow start-up spread over its models). Timings on shared machines vary by 30%:
-read the ratios. Usage: python tests/benchmarks/bench_engines.py [TASK]
+read the ratios. Usage: python benchmarks/bench_engines.py [TASK]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray process on the loopback
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from complexity_measure.registry import DEFAULT_MEASURE, get_measure  # noqa: E402

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_EXTEND, DEFAULT_N_PAIRS,  # noqa: E402
