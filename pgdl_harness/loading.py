@@ -16,6 +16,7 @@ single Keras object is made, with the file, the layer index and the reason.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,11 @@ class RefusedConfigError(ModelLoadError):
 # The layer classes PGDL's tasks are made of: convolutions, dense, pooling and global pooling,
 # flatten, dropout, batch and layer normalisation, activations, padding and reshaping. None of
 # them loads a file, runs a given function or deserialises an arbitrary object.
+# The most weights a model may ask for before it is built (refused with the count otherwise). PGDL's
+# largest models hold a few million; 200 million float32 weights are 0.75 GiB, so a config written
+# to exhaust memory (a Dense layer of 2e9 units asks for tens of GiB) is caught before Keras allocates.
+MAX_PARAMETERS = 200_000_000
+
 ALLOWED_LAYERS = frozenset({
     "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
     "DepthwiseConv2D", "SeparableConv2D", "Dense",
@@ -73,11 +79,15 @@ _OBJECT_MODULES = {"initializer": "keras.initializers", "regularizer": "keras.re
                    "constraint": "keras.constraints"}
 
 
-def load_model(model_folder: str | Path):
-    """Build and load the model in ``model_folder`` as the kit does; raises ModelLoadError."""
+def load_model(model_folder: str | Path, max_parameters: int | None = None):
+    """Build and load the model in ``model_folder`` as the kit does; raises ModelLoadError.
+
+    A config asking for more than ``max_parameters`` weights (default ``MAX_PARAMETERS``) is
+    refused before anything is built.
+    """
     folder = Path(model_folder)
     config_path = folder / "config.json"
-    model = build_model(_read_config(config_path), config_path)
+    model = build_model(_read_config(config_path), config_path, max_parameters=max_parameters)
     initial_path = folder / "weights_init.hdf5"
     if initial_path.exists():
         # The kit prints and carries on when initial weights do not load; so do we, but loudly:
@@ -91,11 +101,13 @@ def load_model(model_folder: str | Path):
     return model
 
 
-def build_model(config: dict, source: str | Path, keras=None):
+def build_model(config: dict, source: str | Path, keras=None, max_parameters: int | None = None):
     """The untrained Sequential of a ``config.json`` object, built as the kit builds it.
 
     ``keras`` is the Keras to build with (default ``tf.keras``; the task generator trains with
-    ``tf_keras``); ``source`` names the config in errors.
+    ``tf_keras``); ``source`` names the config in errors. A config whose layers would hold more
+    than ``max_parameters`` weights (default ``MAX_PARAMETERS``; counted from the config before
+    anything is allocated, see ``config_parameter_count``) is refused with a ModelLoadError.
     """
     keras = keras or tf.keras
     # Every entry is checked before any layer is made: a refused entry anywhere makes nothing.
@@ -103,6 +115,11 @@ def build_model(config: dict, source: str | Path, keras=None):
         check_layer_definition(source, index, definition)
     layers = [_make_layer(keras, source, index, definition)
               for index, definition in enumerate(config["model_config"])]
+    limit = MAX_PARAMETERS if max_parameters is None else max_parameters
+    count = config_parameter_count(layers, config["input_shape"], source)
+    if count > limit:
+        raise ModelLoadError(f"{source}: the layers would hold {count:,} parameters ({4 * count / 2**30:.1f} GiB "
+                             f"of float32), more than the limit of {limit:,}; refused before building")
     model = keras.Sequential(layers)
     try:
         model.build([0] + list(config["input_shape"]))
@@ -110,6 +127,51 @@ def build_model(config: dict, source: str | Path, keras=None):
         raise ModelLoadError(f"{source}: the layers cannot be built for input shape "
                              f"{config['input_shape']}: {error}") from None
     return model
+
+
+def config_parameter_count(layers, input_shape, source: str | Path = "config.json") -> int:
+    """How many weights the unbuilt ``layers`` would hold on inputs of ``input_shape``, allocating nothing.
+
+    Shapes are followed with each layer's ``compute_output_shape`` (which builds nothing); the
+    weights of the layers that have any (convolutions, dense, normalisation, PReLU) are counted
+    from those shapes and the layers' own settings. Raises ModelLoadError when a layer cannot
+    take the shape it is given.
+    """
+    shape = (None, *input_shape)
+    total = 0
+    for index, layer in enumerate(layers):
+        total += _layer_parameters(layer, shape)
+        try:
+            shape = tuple(layer.compute_output_shape(shape))
+        except Exception as error:  # Keras raises many types: all mean "does not fit this shape"
+            raise ModelLoadError(f"{source}: layer {index} ({type(layer).__name__}) cannot take inputs of shape "
+                                 f"{shape[1:]}: {error}") from None
+    return int(total)
+
+
+def _layer_parameters(layer, shape) -> int:
+    name = type(layer).__name__
+    channels = shape[-1] if len(shape) > 1 and shape[-1] is not None else 0
+    bias = int(bool(getattr(layer, "use_bias", False)))
+    if name == "Dense":
+        return channels * layer.units + bias * layer.units
+    if name in ("DepthwiseConv2D",):
+        multiplier = layer.depth_multiplier
+        return math.prod(layer.kernel_size) * channels * multiplier + bias * channels * multiplier
+    if name in ("SeparableConv2D",):
+        multiplier = layer.depth_multiplier
+        return (math.prod(layer.kernel_size) * channels * multiplier + channels * multiplier * layer.filters
+                + bias * layer.filters)
+    if hasattr(layer, "filters") and hasattr(layer, "kernel_size"):  # Conv1D/2D/3D
+        groups = getattr(layer, "groups", 1) or 1
+        return math.prod(layer.kernel_size) * channels // groups * layer.filters + bias * layer.filters
+    if name == "BatchNormalization":
+        return channels * (2 + int(bool(layer.center)) + int(bool(layer.scale)))
+    if name == "LayerNormalization":
+        return channels * (int(bool(layer.center)) + int(bool(layer.scale)))
+    if name == "PReLU":
+        return math.prod(d for d in shape[1:] if d is not None)
+    return 0
 
 
 def _read_config(path: Path) -> dict:

@@ -141,6 +141,46 @@ def test_every_bundled_config_passes_the_allow_list():
     assert checked > 800
 
 
+def test_the_parameter_count_from_the_config_is_the_built_models(keras):
+    # Every family of the task generator, with and without BatchNorm, and every bundled model.
+    from pgdl_harness.loading import _make_layer, build_model, config_parameter_count
+    from pgdl_harness.taskgen.families import FAMILIES
+    configs = []
+    for family, hp, shape in [("vgg", {"width": 4, "depth": 2, "dropout": 0.5}, [32, 32, 3]),
+                              ("nin", {"width": 8, "depth": 2, "dropout": 0.0, "batch_norm": True}, [28, 28, 1]),
+                              ("allconv", {"width": 4, "depth": 2, "dropout": 0.3, "batch_norm": True,
+                                           "max_pool": False}, [32, 32, 3]),
+                              ("mlp", {"width": 16, "depth": 2, "dropout": 0.0, "batch_norm": True}, [14, 14, 1])]:
+        configs.append({"model_config": FAMILIES[family].layers(hp, 10), "input_shape": shape})
+    configs += [json.loads(path.read_text()) for path in sorted(TOY_TASK.parent.glob("*/model_1/config.json"))]
+    for config in configs:
+        layers = [_make_layer(keras, "config.json", i, d) for i, d in enumerate(config["model_config"])]
+        counted = config_parameter_count(layers, config["input_shape"])
+        assert counted == build_model(config, "config.json", keras=keras).count_params() > 0
+
+
+def test_a_config_that_asks_for_the_whole_machine_is_refused_before_anything_is_built(model_folder):
+    from pgdl_harness.loading import config_parameter_count, _make_layer
+    import tensorflow as tf
+    # 2e9 units on the toy models' 3 inputs: 8e9 weights, 30 GiB of float32. Counted without allocating.
+    config = json.loads((model_folder / "config.json").read_text())
+    config["model_config"][0]["units"] = 2_000_000_000
+    layers = [_make_layer(tf.keras, "config.json", i, d) for i, d in enumerate(config["model_config"])]
+    assert not any(layer.built for layer in layers)
+    count = config_parameter_count(layers, config["input_shape"])
+    assert count > 8_000_000_000
+    _edit_config(model_folder, lambda c: c["model_config"][0].update(units=2_000_000_000))
+    with pytest.raises(ModelLoadError, match=r"model_9/config.json: the layers would hold [\d,]+ parameters "
+                                             r"\(\d+\.\d GiB of float32\), more than the limit of 200,000,000"):
+        load_model(model_folder)
+    # The limit is a setting: a small model under a smaller limit is refused the same way.
+    shutil.rmtree(model_folder)
+    shutil.copytree(TOY_TASK / "model_9", model_folder)
+    with pytest.raises(ModelLoadError, match="more than the limit of 10"):
+        load_model(model_folder, max_parameters=10)
+    assert load_model(model_folder).count_params() == 17_282  # under the default limit it loads
+
+
 def test_layer_arguments_rejected(model_folder):
     _edit_config(model_folder, lambda c: c["model_config"][0].update(unitz=3))
     with pytest.raises(ModelLoadError, match=r"layer 0 \(Dense\) rejects its arguments"):
