@@ -321,7 +321,7 @@ def _parse_parameters(texts: list[str]) -> list[str]:
 
 def run_evaluate(args) -> int:
     from .report import score_predictions
-    from .runner import read_predictions
+    from .predictions import read_predictions
     from .tasks import find_tasks
 
     tasks = find_tasks(args.data, args.task)

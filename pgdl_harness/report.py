@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .runner import TaskRun, write_predictions, write_provenance
+from .predictions import write_predictions, write_provenance
+from .runner import TaskRun
 from .scoring import EXCEEDED, SCORE_NAMES, SCORES, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
 from .uncertainty import bootstrap_scores, chance_levels, score_interval

@@ -1,7 +1,7 @@
 """Running measures over every model of a task, with progress, timing, isolation and a keyed cache.
 
-Each model's value is appended to a cache file (one JSON line per value, flushed and fsynced) as
-soon as it is computed, under the key of everything that made it (``provenance``): an
+Each model's value is appended to the cache (``cache``: one JSON line per value, flushed and
+fsynced) as soon as it is computed, under the key of everything that made it (``provenance``): an
 interrupted run loses nothing, the same command resumes, and a value made by other settings,
 other code or other model files is never reused (it is recomputed and counted). A model that
 cannot be loaded or measured is recorded with a one-line reason naming the file, and the run goes
@@ -11,11 +11,9 @@ on with the next model. The harness owns all files; measures only ever see a mod
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -26,21 +24,14 @@ from tqdm.auto import tqdm
 from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
 from complexity_measure.registry import Measure, code_fingerprint
 
+from .cache import ModelResult, ResultCache, cache_path, matching_results
 from .errors import HarnessError
 from .loading import load_arrays, load_model
-from .provenance import canonical_json, files_fingerprint, key_digest, model_fingerprint, project_version
-from .scoring import EXCEEDED
+from .provenance import files_fingerprint, key_digest, model_fingerprint, project_version
 from .tasks import Task
 
 class MeasureError(HarnessError):
     """A measure failed on a model, or returned something that is not a finite number."""
-
-
-@dataclass(frozen=True)
-class ModelResult:
-    model_id: str
-    value: float
-    seconds: float  # loading the model plus computing the measure, as the kit's budget counts it
 
 
 @dataclass(frozen=True)
@@ -69,88 +60,6 @@ class MeasureRun:
             source = ""
         return cls(label, measure, {"callable": getattr(measure, "__qualname__", repr(measure)),
                                     "source": source})
-
-
-class ResultCache:
-    """Append-only record of one measure's values on one task's models (JSON lines).
-
-    Each line holds the value with its ``run_key`` (the digest of the measure's settings, code,
-    data and ``max_examples``) and its ``model_key`` (the digest of the model folder's files);
-    values under several keys live side by side, and ``<label>.keys.json`` beside the file spells
-    out each run key.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    @property
-    def keys_path(self) -> Path:
-        return self.path.with_suffix(".keys.json")
-
-    def entries(self) -> list[dict]:
-        """Every whole line of the file, oldest first; a line cut short by a kill is skipped."""
-        if not self.path.exists():
-            return []
-        entries = []
-        with open(self.path) as handle:
-            for line in handle:
-                try:
-                    entry = json.loads(line)
-                    ModelResult(entry["model_id"], float(entry["value"]), float(entry["seconds"]))
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                    continue  # that model is simply computed again
-                entries.append(entry)
-        return entries
-
-    def load(self, run_key: str | None = None, model_keys: Mapping[str, str] | None = None
-             ) -> dict[str, ModelResult]:
-        """The latest value of each model whose keys match (all values when no key is given)."""
-        return matching_results(self.entries(), run_key, model_keys)
-
-    def append(self, result: ModelResult, run_key: str | None = None, model_key: str | None = None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({**asdict(result), "run_key": run_key, "model_key": model_key}) + "\n"
-        with open(self.path, "a+b") as handle:
-            # After a kill mid-write the file ends in a partial line: start a new line, never join it.
-            if handle.tell() > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    line = "\n" + line
-            handle.write(line.encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def record_key(self, run_key: str, key: Mapping[str, Any]) -> None:
-        """Write out what ``run_key`` stands for (once per key)."""
-        known = json.loads(self.keys_path.read_text()) if self.keys_path.exists() else {}
-        if run_key in known:
-            return
-        known[run_key] = key
-        self.keys_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.keys_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, self.keys_path)
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.keys_path.unlink(missing_ok=True)
-
-
-def matching_results(entries: list[dict], run_key: str | None = None,
-                     model_keys: Mapping[str, str] | None = None) -> dict[str, ModelResult]:
-    """From cache ``entries`` (oldest first), the latest value of each model whose keys match."""
-    results = {}
-    for entry in entries:
-        if run_key is not None and entry.get("run_key") != run_key:
-            continue
-        if model_keys is not None and entry.get("model_key") != model_keys.get(entry["model_id"]):
-            continue
-        results[entry["model_id"]] = ModelResult(entry["model_id"], float(entry["value"]), float(entry["seconds"]))
-    return results
-
-
-def cache_path(out_dir: Path, task: Task, measure_name: str) -> Path:
-    return Path(out_dir) / "cache" / task.name / f"{measure_name}.jsonl"
 
 
 @dataclass
@@ -387,46 +296,3 @@ def _measure_one(folder: Path, run: MeasureRun, model, inputs, labels) -> tuple[
     if not math.isfinite(value):
         raise MeasureError(f"measure {run.label} returned {value} on {folder}; CMI cannot rank it")
     return value, seconds
-
-
-def write_predictions(task: Task, values: Mapping[str, float | str], out_dir: str | Path, *,
-                      name: str | None = None) -> Path:
-    """``<out_dir>/<task>.predict`` (or ``<out_dir>/<name>``), in the kit's format (sorted keys, 4-space indent)."""
-    path = Path(out_dir) / (name or f"{task.name}.predict")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        json.dump(dict(values), handle, sort_keys=True, indent=4)
-    return path
-
-
-def write_provenance(path: Path, run: TaskRun, label: str, predictions: Path | None) -> Path:
-    """The ``.predict`` file's companion JSON: what made its values, and what is missing and why."""
-    content = {
-        "task": run.task.name, "measure": label, "predictions": predictions.name if predictions else None,
-        "complete": run.complete(label), "key": run.keys.get(label), "models": len(run.task.model_ids),
-        "computed": len(run.results.get(label, {})) - run.reused.get(label, 0),
-        "reused_from_cache": run.reused.get(label, 0), "recomputed_stale": run.recomputed.get(label, 0),
-        "failed": run.failures.get(label, {}), "exceeded": run.exceeded, "workers": run.workers,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canonical_json(content)  # every value must be plain JSON
-    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def read_predictions(path: str | Path) -> dict[str, float | str]:
-    """A ``.predict`` file's values by model id; the kit's ``"EXCEEDED"`` marker is kept as is."""
-    path = Path(path)
-    try:
-        with open(path) as handle:
-            predictions = json.load(handle)
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: missing") from None
-    except json.JSONDecodeError as error:
-        raise HarnessError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(predictions, dict):
-        raise HarnessError(f"{path}: expected a JSON object of model id -> value")
-    for model_id, value in predictions.items():
-        if value != EXCEEDED and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise HarnessError(f"{path}: the value of {model_id} is {value!r}, not a number")
-    return predictions

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import HarnessError
-from .runner import read_predictions
+from .predictions import read_predictions
 from .scoring import score_task
 from .tasks import Task
 from .uncertainty import (DEFAULT_DRAWS, DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction,

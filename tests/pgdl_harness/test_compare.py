@@ -7,7 +7,8 @@ import pytest
 from complexity_measure.registry import get_measure
 from pgdl_harness.cli import main
 from pgdl_harness.compare import comparison_markdown, measure_of, score_table, seeded_measures, write_comparison
-from pgdl_harness.runner import ModelResult, TaskRun
+from pgdl_harness.cache import ModelResult
+from pgdl_harness.runner import TaskRun
 from pgdl_harness.scoring import score_task
 from pgdl_harness.tasks import Task
 

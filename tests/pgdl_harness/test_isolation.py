@@ -13,7 +13,7 @@ import pytest
 
 from pgdl_harness.cli import main
 from pgdl_harness.loading import build_model
-from pgdl_harness.runner import ModelResult, ResultCache, cache_path
+from pgdl_harness.cache import ModelResult, ResultCache, cache_path
 from pgdl_harness.tasks import find_tasks
 
 from ..conftest import TOY_TASK

@@ -9,7 +9,8 @@ import pytest
 import pgdl_harness.runner as runner
 from complexity_measure.registry import get_measure
 from pgdl_harness.provenance import files_fingerprint, key_digest, model_fingerprint
-from pgdl_harness.runner import ResultCache, cache_path, run_measures
+from pgdl_harness.cache import ResultCache, cache_path
+from pgdl_harness.runner import run_measures
 from pgdl_harness.tasks import find_tasks
 
 from ..conftest import TOY_TASK

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pgdl_harness.cli import main
-from pgdl_harness.runner import ResultCache, cache_path
+from pgdl_harness.cache import ResultCache, cache_path
 from pgdl_harness.tasks import find_tasks
 
 from ..conftest import DATA, REPO, TOY_TASK

@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from pgdl_harness.runner import (MeasureError, ResultCache, cache_path, read_predictions, run_measure,
-                                 run_measures, write_predictions)
+from pgdl_harness.cache import ResultCache, cache_path
+from pgdl_harness.predictions import read_predictions, write_predictions
+from pgdl_harness.runner import MeasureError, run_measure, run_measures
 
 from ..conftest import GOLDEN_DIR
 
