@@ -6,7 +6,7 @@ comparison computes only that measure.
 
 Every score comes with its context (``pgdl_harness.uncertainty``): a measure that samples (pairs,
 examples, mixup partners) can be run with several seeds (:func:`seeded_measures`; its score is then
-the mean over seeds, with their spread), each score gets a 95% bootstrap interval over the task's
+the mean over seeds, with their spread), each score gets a centred 95% bootstrap interval over the task's
 models (and the seeds), the task's chance level (random measures) and, against the best measure
 of the task, the fraction of the same resamples in which it wins.
 """
@@ -90,7 +90,7 @@ def comparison_markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None,
                       "mean column: of the mean over tasks taken seed by seed)")
     if frame.get("cmi_low") is not None and frame["cmi_low"].notna().any():
         legend.append("`[a, b]`: 95% bootstrap interval over the task's models (resampled with replacement)"
-                      + (" and the seeds" if n_seeds > 1 else ""))
+                      + (" and the seeds" if n_seeds > 1 else "") + ", centred on the score (docs/uncertainty.md)")
     if frame.get("cmi_chance_p95") is not None and frame["cmi_chance_p95"].notna().any():
         legend.append("`°`: within chance, not above the 95th percentile of random measures' scores on the task")
     sections.insert(0, "; ".join(legend) + ".")
@@ -143,7 +143,7 @@ def summary_markdown(frame: pd.DataFrame, mean_interval: pd.DataFrame, paired: p
     tasks = frame["task"].nunique()
     seeds = int(mean_interval["seeds"].max()) if len(mean_interval) else 1
     legend = (f"Means over {tasks} tasks, best mean CMI first. `± s`: standard deviation over {seeds} seed(s) of "
-              "the mean over tasks (measures that sample); `[a, b]`: 95% bootstrap interval of the mean (each "
+              "the mean over tasks (measures that sample); `[a, b]`: 95% bootstrap interval of the mean, centred (each "
               "task's models resampled); \"CMI vs best\": fraction of the same resamples in which the measure's "
               "mean CMI is higher than the best one's (below 0.05: reliably behind); \"CMI above chance\": "
               "tasks where the CMI is above the 95th percentile of random measures; \"s/model\": seconds per model "
