@@ -56,3 +56,44 @@ def test_the_rules_held_out_mean_takes_each_task_from_its_folds_choice():
         assert row["cmi_low"] <= row["cmi"] <= row["cmi_high"]
     assert summary.loc["local", "cmi_vs_local"] == 0.5
     assert summary.loc["wide", "cmi_vs_local"] == 1.0 and summary.loc["leave-one-family-out choice", "cmi_vs_local"] == 0.0
+
+
+def test_select_reads_a_compare_run_and_writes_its_report(tmp_path, capsys):
+    import shutil
+
+    from pgdl_harness.cli import main
+    from pgdl_harness.predictions import write_predictions
+    from pgdl_harness.scoring import generalization_gaps
+    from pgdl_harness.tasks import find_tasks
+
+    from ..conftest import TOY_TASK
+
+    root = tmp_path / "data"
+    for name in ("toy_a", "toy_b"):
+        shutil.copytree(TOY_TASK, root / name)
+    results = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    for task in find_tasks(root):
+        gaps = generalization_gaps(task.model_specs())
+        # "good" follows the gap with a little noise, "noise" is unrelated to it.
+        for measure, values in (("good", {m: g + 0.001 * rng.normal() for m, g in gaps.items()}),
+                                ("noise", dict(zip(gaps, rng.random(len(gaps)))))):
+            write_predictions(task, values, results / measure)
+    code = main(["select", "--data", str(root), "--results", str(results), "--candidates", "noise", "good",
+                 "--reference", "noise", "--family", "toy_a=one", "--family", "toy_b=two",
+                 "--bootstrap", "50", "--null", "50"])
+    assert code == 0
+    text = (results / "selection.md").read_text()
+    assert text in capsys.readouterr().out
+    tasks = pd.read_csv(results / "selection_tasks.csv")
+    assert tasks["chosen"].tolist() == ["good", "good"]  # chosen on the other task each time
+    summary = pd.read_csv(results / "selection_summary.csv").set_index("measure")
+    assert summary.loc["leave-one-family-out choice", "cmi"] == pytest.approx(summary.loc["good", "cmi"])
+    assert summary.loc["good", "cmi_vs_noise"] > 0.9
+    assert "**Chosen on all tasks**: good" in text and "Granulated tau per axis" in text
+    # A missing prediction file is named.
+    (results / "good" / "toy_b.predict").unlink()
+    assert main(["select", "--data", str(root), "--results", str(results), "--candidates", "good",
+                 "--family", "toy_a=one", "--family", "toy_b=two", "--reference", "good"]) == 2
+    assert "toy_b.predict: no predictions of good on toy_b" in capsys.readouterr().err
+
