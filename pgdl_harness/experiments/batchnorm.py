@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -49,7 +48,7 @@ from complexity_measure import representation
 from complexity_measure.forward import activation_layer_indices, layer_output_batches, model_layers
 
 from ..taskgen.families import FAMILIES
-from .training import build, load_split
+from .training import build, load_split, run_folder
 
 NAME = "batchnorm"
 PROPERTIES = ("sparsity", "near_zero", "channel_sparsity_std", "dead_channels", "davies_bouldin", "silhouette")
@@ -117,7 +116,7 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    runs = _run_folder(out_dir, settings)
+    runs = run_folder(out_dir, settings, ("architectures", "seeds"))
     models, layer_rows, channel_rows = [], [], []
     for architecture in settings.architectures:
         # The miniature's CNN trains on 14x14 digits: a quarter of the cost.
@@ -151,17 +150,6 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
     plot(layer_table, models, out_dir / f"{NAME}.png")
     log(f"{NAME}: {len(models)} models in {time.perf_counter() - started:.0f} s")
     return differences
-
-
-def _run_folder(out_dir: Path, settings: Settings) -> Path:
-    runs = out_dir / "runs"
-    recipe = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("architectures", "seeds")}
-    recipe_path = runs / "settings.json"
-    if recipe_path.is_file() and json.loads(recipe_path.read_text()) != json.loads(json.dumps(recipe)):
-        shutil.rmtree(runs)  # made with other settings: not comparable, train again
-    runs.mkdir(parents=True, exist_ok=True)
-    recipe_path.write_text(json.dumps(recipe, indent=1))
-    return runs
 
 
 def _accuracy(model, x, y, batch_size: int = 500) -> float:

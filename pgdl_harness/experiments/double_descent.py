@@ -24,8 +24,6 @@ and more seeds can be added to a finished one):
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 import time
 from pathlib import Path
 
@@ -35,7 +33,7 @@ import pandas as pd
 from complexity_measure.callbacks import FragmentationMonitor
 
 from ..taskgen.images import DATASETS
-from .training import build, fit, load_split, parameter_count
+from .training import build, fit, load_split, parameter_count, run_folder
 
 NAME = "double_descent"
 MEASURES = ("fragmentation", "fragmentation_different_class", "fragmentation_penultimate")
@@ -83,7 +81,7 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    runs = _run_folder(out_dir, settings)
+    runs = run_folder(out_dir, settings, ("widths", "seeds"))
     finals, epochs = [], []
     for width in settings.widths:
         for seed in settings.seeds:
@@ -118,18 +116,6 @@ def run(out_dir: str | Path, settings: Settings = Settings(), log=print) -> pd.D
     log(f"{NAME}: {len(finals)} runs in {time.perf_counter() - started:.0f} s; " + "; ".join(
         f"{k} {v}" for k, v in summary.items()))
     return finals
-
-
-def _run_folder(out_dir: Path, settings: Settings) -> Path:
-    """``out_dir/runs``, holding one finished (width, seed) run per file, for these settings only."""
-    runs = out_dir / "runs"
-    recipe = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("widths", "seeds")}
-    recipe_path = runs / "settings.json"
-    if recipe_path.is_file() and json.loads(recipe_path.read_text()) != json.loads(json.dumps(recipe)):
-        shutil.rmtree(runs)  # made with other settings: not comparable, train again
-    runs.mkdir(parents=True, exist_ok=True)
-    recipe_path.write_text(json.dumps(recipe, indent=1))
-    return runs
 
 
 def _train_one(split, settings: Settings, width: int, seed: int) -> tuple[dict, pd.DataFrame]:

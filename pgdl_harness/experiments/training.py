@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,3 +160,21 @@ def fit(model, split: Split, *, epochs: int, batch_size: int, learning_rate: flo
     model.fit(split.train_x, split.train_y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
               callbacks=[EpochErrors(split, errors_every), *callbacks, table])
     return table.frame()
+
+
+def run_folder(out_dir: Path, settings, varied: tuple[str, ...]) -> Path:
+    """``out_dir/runs``: one file per finished run, kept only while the settings are the same.
+
+    ``settings`` is the experiment's settings dataclass; the fields in ``varied`` (the widths,
+    seeds, architectures swept) may change between calls, so that a sweep resumes or takes more
+    runs. Any other change empties the folder: runs made with other settings are not comparable.
+    """
+    runs = Path(out_dir) / "runs"
+    recipe = {k: v for k, v in dataclasses.asdict(settings).items() if k not in varied}
+    recipe_path = runs / "settings.json"
+    if recipe_path.is_file() and json.loads(recipe_path.read_text()) != json.loads(json.dumps(recipe)):
+        shutil.rmtree(runs)  # made with other settings: not comparable, train again
+    runs.mkdir(parents=True, exist_ok=True)
+    recipe_path.write_text(json.dumps(recipe, indent=1))
+    return runs
+
