@@ -218,6 +218,6 @@ def test_batchnorm_miniature_measures_every_hidden_layer_of_every_model(tmp_path
                                layers.set_index(["architecture", "batch_norm", "seed", "layer"])
                                .loc[per_layer.index, "sparsity"].to_numpy())
     differences = pd.read_csv(tmp_path / "batchnorm_differences.csv")
-    row = differences[(differences["property"] == "silhouette") & (differences["layer"] == 1)].iloc[0]
+    row = differences[(differences["property"] == "silhouette") & (differences["layer"].astype(str) == "1")].iloc[0]
     assert row["difference"] == pytest.approx(row["with_batchnorm"] - row["without_batchnorm"])
     assert (tmp_path / "batchnorm.png").is_file()
