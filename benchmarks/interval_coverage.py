@@ -81,7 +81,7 @@ def coverage(shape, populations, tasks_per_population, replicates, resamples, se
     n_cells = int(np.prod(shape))
     for _ in range(populations):
         index, gaps, measure = population(rng, shape, replicates)
-        truth = 100 * population_conditional_mutual_information(measure, gaps, index, shape)
+        truth = population_conditional_mutual_information(measure, gaps, index, shape)  # x100
         for _ in range(tasks_per_population):
             pick = np.arange(n_cells) * replicates + rng.integers(0, replicates, n_cells)
             specs = task_specs(shape, gaps[pick])
