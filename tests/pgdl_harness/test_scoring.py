@@ -297,3 +297,18 @@ def test_no_warning_on_the_toy_task(toy_specs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         score_task(generalization_gaps(toy_specs), toy_specs)
+
+
+def test_population_cmi_is_the_task_cmi_with_one_model_per_cell():
+    from pgdl_harness.scoring import population_conditional_mutual_information
+
+    rng = np.random.default_rng(7)
+    shape = (3, 2, 2)
+    specs = make_specs({"a": [0, 1, 2], "b": [0, 1], "c": [0, 1]}, gap=lambda c: rng.random() / 10)
+    gaps = gap_predictions(specs)
+    measure = {mid: gap + 0.05 * rng.normal() for mid, gap in gaps.items()}
+    index = np.array(list(itertools.product(*map(range, shape))))
+    ordered = list(gaps)
+    value = population_conditional_mutual_information([measure[m] for m in ordered], [gaps[m] for m in ordered],
+                                                      index, shape)
+    assert value == pytest.approx(score_task(measure, specs).cmi, abs=1e-9)  # x100, as every score
