@@ -102,6 +102,9 @@ def held_out_summary(folds: Sequence[Fold], scores: Mapping[str, pd.DataFrame],
     """
     assignment = {task: fold.chosen for fold in folds for task in fold.tasks}
     tasks = list(assignment)
+    # The reference's mean over tasks, resample by resample: the same for every row.
+    reference_resampled = {score: np.mean([distributions[(t, reference)][score] for t in tasks], axis=0)
+                           for score in REPORTED_SCORES}
     rows = []
     rules = [("leave-one-family-out choice", assignment)] + [(m, {t: m for t in tasks}) for m in fixed]
     for label, measure_of in rules:
@@ -110,11 +113,10 @@ def held_out_summary(folds: Sequence[Fold], scores: Mapping[str, pd.DataFrame],
             values = [scores[score].loc[measure_of[t], t] for t in tasks]
             mean = float(np.mean(values))
             resampled = np.mean([distributions[(t, measure_of[t])][score] for t in tasks], axis=0)
-            reference_resampled = np.mean([distributions[(t, reference)][score] for t in tasks], axis=0)
             low, high = score_interval(score, resampled, mean)
             row[score] = mean
             row[f"{score}_low"], row[f"{score}_high"] = low, high
-            row[f"{score}_vs_{reference}"] = paired_win_fraction(resampled, reference_resampled)
+            row[f"{score}_vs_{reference}"] = paired_win_fraction(resampled, reference_resampled[score])
         rows.append(row)
     return pd.DataFrame(rows)
 
