@@ -4,8 +4,10 @@
 and fsynced) as soon as each is computed, each with its ``run_key`` (the digest of the measure's
 settings, code, data and ``max_examples``: ``provenance``) and its ``model_key`` (the digest of
 the model folder's files). Values under several keys live side by side; ``<label>.keys.json``
-spells out each run key. Only the driver process writes here (an engine only decides where a
-model is measured).
+spells out each run key. A model that could not be measured (its folder is broken, the measure
+raised, its worker crashed or ran out of time) is recorded the same way, as a line with a
+``failure`` reason instead of a value, so that a resumed run does not measure it again unless
+asked to. Only the driver process writes here (an engine only decides where a model is measured).
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ class ResultCache:
             for line in handle:
                 try:
                     entry = json.loads(line)
-                    ModelResult(entry["model_id"], float(entry["value"]), float(entry["seconds"]))
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    if isinstance(entry.get("failure"), str):
+                        str(entry["model_id"])
+                    else:
+                        ModelResult(entry["model_id"], float(entry["value"]), float(entry["seconds"]))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                     continue  # that model is simply computed again
                 entries.append(entry)
         return entries
@@ -63,8 +68,16 @@ class ResultCache:
         return matching_results(self.entries(), run_key, model_keys)
 
     def append(self, result: ModelResult, run_key: str | None = None, model_key: str | None = None) -> None:
+        self._append_line({**asdict(result), "run_key": run_key, "model_key": model_key})
+
+    def append_failure(self, model_id: str, reason: str, run_key: str | None = None,
+                       model_key: str | None = None) -> None:
+        """Record that ``model_id`` could not be measured, with its one-line reason."""
+        self._append_line({"model_id": model_id, "failure": reason, "run_key": run_key, "model_key": model_key})
+
+    def _append_line(self, record: Mapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({**asdict(result), "run_key": run_key, "model_key": model_key}) + "\n"
+        line = json.dumps(record) + "\n"
         with open(self.path, "a+b") as handle:
             # After a kill mid-write the file ends in a partial line: start a new line, never join it.
             if handle.tell() > 0:
@@ -95,13 +108,32 @@ def matching_results(entries: list[dict], run_key: str | None = None,
                      model_keys: Mapping[str, str] | None = None) -> dict[str, ModelResult]:
     """From cache ``entries`` (oldest first), the latest value of each model whose keys match."""
     results = {}
+    for entry in _matching(entries, run_key, model_keys):
+        if "failure" not in entry:
+            results[entry["model_id"]] = ModelResult(entry["model_id"], float(entry["value"]),
+                                                     float(entry["seconds"]))
+    return results
+
+
+def matching_failures(entries: list[dict], run_key: str | None = None,
+                      model_keys: Mapping[str, str] | None = None) -> dict[str, str]:
+    """From cache ``entries``, the latest recorded failure of each model that has no matching value."""
+    failures, valued = {}, set()
+    for entry in _matching(entries, run_key, model_keys):
+        if "failure" in entry:
+            failures[entry["model_id"]] = entry["failure"]
+        else:
+            valued.add(entry["model_id"])
+    return {model_id: reason for model_id, reason in failures.items() if model_id not in valued}
+
+
+def _matching(entries: list[dict], run_key: str | None, model_keys: Mapping[str, str] | None):
     for entry in entries:
         if run_key is not None and entry.get("run_key") != run_key:
             continue
         if model_keys is not None and entry.get("model_key") != model_keys.get(entry["model_id"]):
             continue
-        results[entry["model_id"]] = ModelResult(entry["model_id"], float(entry["value"]), float(entry["seconds"]))
-    return results
+        yield entry
 
 
 def cache_path(out_dir: Path, task: Task, measure_name: str) -> Path:

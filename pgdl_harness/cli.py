@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import HarnessError
+from .quiet import import_tensorflow
 from .uncertainty import DEFAULT_DRAWS
 
 # Exit codes: 0 all done; 1 a model or task failed (the rest were scored); 2 a usage or input
@@ -21,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # TensorFlow is imported here, not at the top of the module, so that its C++ start-up lines
     # (absl's warning, the oneDNN notice, CPU features) can be kept off the terminal.
-    _import_tensorflow(verbose="--verbose" in argv)
+    import_tensorflow(verbose="--verbose" in argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -122,8 +121,19 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     cluster = parser.add_argument_group("engine", "where models are measured (the values, caches and files are "
                                                   "the same either way)")
     cluster.add_argument("--engine", choices=("local", "ray"), default="local",
-                         help="local: one model after the other in this process (default); ray: one Ray task per "
-                              "model, on a local or an existing cluster (pip install -e '.[ray]')")
+                         help="local: models measured on this machine, in --workers processes (default); ray: one "
+                              "Ray task per model, on a local or an existing cluster (pip install -e '.[ray]')")
+    cluster.add_argument("--workers", type=_count, default=None, metavar="N",
+                         help="worker processes of the local engine, each with its share of the cores; 1 measures "
+                              "in this process (default: $PGDL_HARNESS_WORKERS, or one per core)")
+    cluster.add_argument("--model-timeout", type=float, metavar="SECONDS",
+                         help="with worker processes: a model that takes longer is stopped and recorded as failed "
+                              "(default: no limit)")
+    cluster.add_argument("--retry-failed", action="store_true",
+                         help="measure again the models whose failure is cached (a crash, a timeout, an error)")
+    cluster.add_argument("--max-parameters", type=float, default=None, metavar="N",
+                         help="refuse a model whose config.json asks for more parameters, before building it "
+                              "(default: 2e8, about 200 times PGDL's largest models)")
     cluster.add_argument("--address", metavar="ADDR",
                          help="an existing Ray cluster ('auto' or HOST:PORT); without it --engine ray starts a "
                               "local one on 127.0.0.1")
@@ -131,6 +141,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                          help="CPUs per model's Ray task (default 1)")
     cluster.add_argument("--task-gpus", type=float, default=0, metavar="N",
                          help="GPUs per model's Ray task (default 0)")
+
+
+def _default_workers() -> int:
+    from .workers import default_workers
+    return default_workers()
 
 
 def _engine(args):
@@ -141,9 +156,34 @@ def _engine(args):
     if args.engine == "local":
         if args.address:
             raise HarnessError("--address is for --engine ray")
-        return contextlib.nullcontext(LocalEngine())
+        workers = _default_workers() if args.workers is None else args.workers
+        if getattr(args, "budget", None) is not None:
+            if args.workers not in (None, 1):
+                raise HarnessError("--budget follows the kit's one-model-at-a-time clock: use it with --workers 1")
+            workers = 1
+        if workers == 0:
+            raise HarnessError("--workers must be 1 or more")
+        if workers == 1:
+            if args.model_timeout is not None:
+                raise HarnessError("--model-timeout needs worker processes (--workers 2 or more): a model measured "
+                                   "in this process cannot be stopped")
+            return contextlib.nullcontext(LocalEngine())
+        from .workers import WorkerEngine
+        return WorkerEngine(workers, model_timeout=args.model_timeout, verbose=args.verbose)
+    if args.workers is not None or args.model_timeout is not None:
+        raise HarnessError("--workers and --model-timeout are for the local engine; Ray sizes its own workers")
     from .ray_engine import RayEngine
     return RayEngine(args.address, task_cpus=args.task_cpus, task_gpus=args.task_gpus)
+
+
+def _run_options(args) -> dict:
+    """The options of ``run_measures`` the run arguments set."""
+    options = {"retry_failed": args.retry_failed}
+    if args.max_parameters is not None:
+        if not args.max_parameters > 0:
+            raise HarnessError(f"--max-parameters must be positive, got {args.max_parameters:g}")
+        options["max_parameters"] = int(args.max_parameters)
+    return options
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,7 +249,8 @@ def run_score(args) -> int:
             else:
                 try:
                     run = run_measures(task, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
-                                       progress=not args.no_progress, budget=args.budget, engine=engine)
+                                       progress=not args.no_progress, budget=args.budget, engine=engine,
+                                       **_run_options(args))
                 except HarnessError as error:  # the task's data cannot be read: the other tasks go on
                     print(f"failed: {error}", file=sys.stderr)
                     reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {error}"))
@@ -274,7 +315,7 @@ def run_compare(args) -> int:
             try:
                 results[task] = run_measures(task, measures, args.out, fresh=args.fresh,
                                              max_examples=args.max_examples, progress=not args.no_progress,
-                                             engine=engine)
+                                             engine=engine, **_run_options(args))
             except HarnessError as error:
                 print(f"failed: {error}", file=sys.stderr)
                 failed = True
@@ -359,36 +400,6 @@ def run_list_measures(args) -> int:
             settings = " ".join(f"{key}={value!r}" for key, value in measure.parameters.items())
             print(f"{'':<{width}}    parameters: {settings}")
     return 0
-
-
-def _import_tensorflow(verbose: bool) -> None:
-    """Import TensorFlow (and start its runtime) with its C++ start-up lines kept off stderr.
-
-    They are written by C++ straight to file descriptor 2, so the descriptor itself is pointed at
-    a temporary file meanwhile; if the import fails, what was written is shown. ``verbose`` shows
-    everything. Hiding costs nothing, unlike turning oneDNN off (30-50% slower here).
-    """
-    if verbose:
-        import tensorflow as tf
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
-                import tensorflow as tf
-                tf.constant(0.0) + 1.0  # the runtime's own start-up lines come with the first op
-            except BaseException:
-                os.dup2(saved, 2)
-                sink.seek(0)
-                sys.stderr.write(sink.read().decode(errors="replace"))
-                raise
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-        # Each model gets its own compiled functions; TF's retracing warning about that is noise.
-        tf.get_logger().setLevel("ERROR")
 
 
 if __name__ == "__main__":

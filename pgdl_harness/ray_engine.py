@@ -123,14 +123,15 @@ class RayEngine:
                 f"be the same shared storage on every node")
 
     def outcomes(self, task: Task, jobs: list[tuple[str, list[str]]], runs: Mapping[str, MeasureRun],
-                 inputs: np.ndarray, labels: np.ndarray):
-        """``ModelOutcome`` of each job as its Ray task finishes (not in job order)."""
+                 inputs: np.ndarray, labels: np.ndarray, **options):
+        """``ModelOutcome`` of each job as its Ray task finishes (not in job order); ``options`` go
+        to ``measure_model``."""
         ray = self._ray
         self.check_task_folder(task)
         inputs_ref, labels_ref = ray.put(inputs), ray.put(labels)
         options = {"num_cpus": self.task_cpus, "num_gpus": self.task_gpus}
         pending = {self._measure.options(**options).remote(task, model_id, {label: runs[label] for label in needed},
-                                                           inputs_ref, labels_ref): (model_id, needed)
+                                                           inputs_ref, labels_ref, options): (model_id, needed)
                    for model_id, needed in jobs}
         try:
             while pending:
@@ -149,8 +150,8 @@ class RayEngine:
                 ray.cancel(ref, force=True)
 
 
-def _measure_remote(task: Task, model_id: str, runs, inputs, labels) -> ModelOutcome:
+def _measure_remote(task: Task, model_id: str, runs, inputs, labels, options) -> ModelOutcome:
     import ray
-    outcome = measure_model(task, model_id, runs, inputs, labels)
+    outcome = measure_model(task, model_id, runs, inputs, labels, **options)
     outcome.where = f"node {ray.get_runtime_context().get_node_id()[:12]} pid {os.getpid()}"
     return outcome

@@ -5,7 +5,9 @@ fsynced) as soon as it is computed, under the key of everything that made it (``
 interrupted run loses nothing, the same command resumes, and a value made by other settings,
 other code or other model files is never reused (it is recomputed and counted). A model that
 cannot be loaded or measured is recorded with a one-line reason naming the file, and the run goes
-on with the next model. The harness owns all files; measures only ever see a model and arrays.
+on with the next model; that failure is cached too, so a resumed run does not measure the model
+again unless asked (``retry_failed``). The harness owns all files; measures only ever see a model
+and arrays.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tqdm.auto import tqdm
 from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
 from complexity_measure.registry import Measure, code_fingerprint
 
-from .cache import ModelResult, ResultCache, cache_path, matching_results
+from .cache import ModelResult, ResultCache, cache_path, matching_failures, matching_results
 from .errors import HarnessError
 from .loading import load_arrays, load_model
 from .provenance import files_fingerprint, key_digest, model_fingerprint, project_version
@@ -67,7 +69,8 @@ class TaskRun:
     """What ``run_measures`` did on one task, by measure label.
 
     ``results``: values by model id (the models that have one, in the task's order);
-    ``failures``: one-line reasons by model id; ``exceeded``: models left unmeasured when the time
+    ``failures``: one-line reasons by model id (``cached_failures``: how many of them were read from
+    the cache rather than met in this run); ``exceeded``: models left unmeasured when the time
     budget ran out; ``reused``/``recomputed``: how many values came from the cache, and how many
     cached values were not reused because their key differed; ``keys``: each label's run key;
     ``workers``: how many models each engine worker measured in this run.
@@ -81,6 +84,7 @@ class TaskRun:
     recomputed: dict[str, int] = field(default_factory=dict)
     keys: dict[str, dict] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)  # where models were measured -> how many
+    cached_failures: dict[str, int] = field(default_factory=dict)
 
     def complete(self, label: str) -> bool:
         """Every model of the task has a value of ``label`` (none failed, none left unmeasured)."""
@@ -115,15 +119,17 @@ class ModelOutcome:
 
 
 def measure_model(task: Task, model_id: str, runs: Mapping[str, MeasureRun], inputs: np.ndarray,
-                  labels: np.ndarray) -> ModelOutcome:
+                  labels: np.ndarray, *, max_parameters: int | None = None) -> ModelOutcome:
     """Load one model and compute every measure of ``runs`` on it; never raises for a bad model.
 
     The one code path every engine runs: it reads the model folder and nothing else, writes nothing.
+    A config asking for more than ``max_parameters`` weights (default ``loading.MAX_PARAMETERS``)
+    is refused before anything is built.
     """
     folder = task.model_folder(model_id)
     outcome = ModelOutcome(model_id)
     try:
-        model, load_seconds = _load_checked(folder, inputs, labels, task)
+        model, load_seconds = _load_checked(folder, inputs, labels, task, max_parameters)
     except HarnessError as error:
         outcome.failures = dict.fromkeys(runs, str(error))
         return outcome
@@ -143,22 +149,26 @@ class LocalEngine:
     name = "local"
 
     def outcomes(self, task: Task, jobs: list[tuple[str, list[str]]], runs: Mapping[str, MeasureRun],
-                 inputs: np.ndarray, labels: np.ndarray):
-        """``ModelOutcome`` of each ``(model_id, labels to compute)`` job, in order, computed lazily."""
+                 inputs: np.ndarray, labels: np.ndarray, **options):
+        """``ModelOutcome`` of each ``(model_id, labels to compute)`` job, in order, computed lazily;
+        ``options`` go to ``measure_model``."""
         for model_id, needed in jobs:
-            yield measure_model(task, model_id, {label: runs[label] for label in needed}, inputs, labels)
+            yield measure_model(task, model_id, {label: runs[label] for label in needed}, inputs, labels, **options)
 
 
 def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *,
                  fresh: bool = False, max_examples: int | None = DEFAULT_MAX_EXAMPLES,
-                 progress: bool = True, budget: float | None = None, engine=None) -> TaskRun:
+                 progress: bool = True, budget: float | None = None, engine=None, retry_failed: bool = False,
+                 max_parameters: int | None = None) -> TaskRun:
     """Several measures on every model of ``task``: the data is read once and each model loaded once.
 
     ``measures`` maps a label to a registered ``Measure``, a ``MeasureRun`` or a plain callable.
     Each value is cached as soon as it is computed, under its keys, by this process alone (an
     ``engine`` only decides where models are measured: ``LocalEngine`` by default, or
-    ``ray_engine.RayEngine``). A model that cannot be loaded or measured is recorded in
-    ``failures`` and the run goes on. ``budget`` (seconds per model, summed over the task, as the
+    ``ray_engine.RayEngine``, ``workers.WorkerEngine``). A model that cannot be loaded or measured
+    is recorded in ``failures`` and in the cache, and the run goes on; a cached failure is reported
+    again without measuring the model, unless ``retry_failed``. ``max_parameters``: see
+    ``measure_model``. ``budget`` (seconds per model, summed over the task, as the
     kit's ``max_time_per_model``; local engine only): once the seconds spent on the task's models
     pass ``budget x models``, the remaining models are left unmeasured (``exceeded``).
     ``fresh=True`` discards the cached values of these measures first.
@@ -177,16 +187,23 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
     run_keys = {label: key_digest(key) for label, key in keys.items()}
     model_keys = {model_id: model_fingerprint(task.model_folder(model_id)) for model_id in model_ids}
 
-    results, reused, recomputed = {}, {}, {}
+    results, reused, recomputed, failed = {}, {}, {}, {}
     for label, cache in caches.items():
         entries = cache.entries()  # the file is read once
         results[label] = matching_results(entries, run_keys[label], model_keys)
+        failed[label] = {} if retry_failed else matching_failures(entries, run_keys[label], model_keys)
         reused[label] = len(results[label])
-        recomputed[label] = len({entry["model_id"] for entry in entries} - set(results[label]))
-    run = TaskRun(task, results, {label: {} for label in runs}, [], reused, recomputed, keys)
+        recomputed[label] = len({entry["model_id"] for entry in entries} - set(results[label]) - set(failed[label]))
+    run = TaskRun(task, results, {label: {} for label in runs}, [], reused, recomputed, keys,
+                  cached_failures={label: len(reasons) for label, reasons in failed.items()})
+    for label, reasons in failed.items():
+        for model_id in model_ids:
+            if model_id in reasons:
+                run.failures[label][model_id] = f"{reasons[model_id]} (cached; --retry-failed measures it again)"
 
-    # Only what the cache lacks is sent out: per model, the measures it has no value of.
-    jobs = [(model_id, [label for label in runs if model_id not in results[label]]) for model_id in model_ids]
+    # Only what the cache lacks is sent out: per model, the measures it has no value or failure of.
+    jobs = [(model_id, [label for label in runs if model_id not in results[label] and model_id not in failed[label]])
+            for model_id in model_ids]
     jobs = [(model_id, needed) for model_id, needed in jobs if needed]
     if not jobs:
         run.results = _in_task_order(results, model_ids)
@@ -200,11 +217,12 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
     name = next(iter(runs)) if len(runs) == 1 else f"{len(runs)} measures"
     bar = tqdm(desc=f"{task.name} · {name}", unit="model", disable=not progress,
                initial=len(model_ids) - len(jobs), total=len(model_ids))
-    outcomes = engine.outcomes(task, jobs, runs, inputs, labels)
+    outcomes = engine.outcomes(task, jobs, runs, inputs, labels, max_parameters=max_parameters)
     try:
         for done, outcome in enumerate(outcomes, start=1):
             for label, reason in outcome.failures.items():
                 run.failures[label][outcome.model_id] = reason
+                caches[label].append_failure(outcome.model_id, reason, run_keys[label], model_keys[outcome.model_id])
             for reason in dict.fromkeys(outcome.failures.values()):
                 bar.write(f"failed: {reason}")
             for label, (value, seconds) in outcome.values.items():
@@ -242,7 +260,8 @@ def _data_fingerprint(task: Task) -> str:
     return files_fingerprint(sorted(folder.glob("shard_*.tfrecord")), root=folder)
 
 
-def _load_checked(folder: Path, inputs: np.ndarray, labels: np.ndarray, task: Task):
+def _load_checked(folder: Path, inputs: np.ndarray, labels: np.ndarray, task: Task,
+                  max_parameters: int | None = None):
     """The model in ``folder``, checked against the task's data; ``(model, seconds)``.
 
     Raises ModelLoadError naming the file when the model cannot be loaded, its input shape does
@@ -252,7 +271,7 @@ def _load_checked(folder: Path, inputs: np.ndarray, labels: np.ndarray, task: Ta
 
     start = time.perf_counter()
     _clear_session()
-    model = load_model(folder)
+    model = load_model(folder, max_parameters=max_parameters)
     config = folder / "config.json"
     expected = tuple(model.input_shape[1:])
     if expected != tuple(inputs.shape[1:]):

@@ -24,9 +24,46 @@ def load_submission(folder: str | Path) -> MeasureRun:
 
     The folder goes on ``sys.path`` as the kit puts it there, so the submission's own imports of
     its helper modules work; ``program_dir`` is passed when the function takes it (later kit).
-    Its values are keyed by the folder's name and a fingerprint of every file in it.
+    Its values are keyed by the folder's name and a fingerprint of every file in it. The measure
+    pickles as its folder (a worker process imports the submission afresh).
     """
     folder = Path(folder).resolve()
+    measure = SubmissionMeasure(folder)
+    measure.function  # import it now, so that a broken submission stops the command at once
+    return MeasureRun(f"submission-{folder.name}", measure,
+                      {"submission": folder.name, "code": folder_fingerprint(folder)})
+
+
+class SubmissionMeasure:
+    """The ``complexity`` of a submission folder, called as the kit calls it (imported on first use)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._function = None
+
+    def __getstate__(self):
+        return {"folder": self.folder}
+
+    def __setstate__(self, state):
+        self.folder, self._function = state["folder"], None
+
+    @property
+    def function(self):
+        if self._function is None:
+            self._function = _import_complexity(self.folder)
+        return self._function
+
+    def __call__(self, model, inputs, labels):
+        function = self.function
+        # The same element types as the kit's reader: float32 inputs, scalar int32 labels.
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, np.asarray(labels, dtype=np.int32)))
+        if "program_dir" in inspect.signature(function).parameters:
+            return function(model, dataset, program_dir=str(self.folder))
+        return function(model, dataset)
+
+
+def _import_complexity(folder: Path):
+    """The folder's ``complexity`` function; SubmissionError if it has none or cannot be imported."""
     source = folder / "complexity.py"
     if not source.is_file():
         raise SubmissionError(f"{source}: missing (a PGDL submission folder holds complexity.py)")
@@ -41,14 +78,4 @@ def load_submission(folder: str | Path) -> MeasureRun:
     function = getattr(module, "complexity", None)
     if not callable(function):
         raise SubmissionError(f"{source}: defines no function complexity(model, dataset)")
-    takes_program_dir = "program_dir" in inspect.signature(function).parameters
-
-    def measure(model, inputs, labels):
-        # The same element types as the kit's reader: float32 inputs, scalar int32 labels.
-        dataset = tf.data.Dataset.from_tensor_slices((inputs, np.asarray(labels, dtype=np.int32)))
-        if takes_program_dir:
-            return function(model, dataset, program_dir=str(folder))
-        return function(model, dataset)
-
-    return MeasureRun(f"submission-{folder.name}", measure,
-                      {"submission": folder.name, "code": folder_fingerprint(folder)})
+    return function

@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Commands run in the test process unless a test asks for workers (test_workers.py does).
+os.environ["PGDL_HARNESS_WORKERS"] = "1"
 # Every Ray process a test starts stays on the loopback (read when ray is imported; see
 # pgdl_harness.ray_engine.LOOPBACK_ONLY), and reports no usage statistics.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"

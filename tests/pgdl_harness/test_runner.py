@@ -77,10 +77,18 @@ def test_a_line_cut_short_by_a_kill_is_recomputed(toy_task, tmp_path):
 @pytest.mark.parametrize("bad, message", [(float("nan"), "returned nan"), ("high", "not a scalar"),
                                           (np.ones(3), "not a scalar")])
 def test_a_measure_must_return_a_finite_scalar(toy_task, tmp_path, bad, message):
-    run = run_measures(toy_task, {"bad": lambda m, x, y: bad}, tmp_path, progress=False)
+    def returns_bad(model, inputs, labels):
+        return bad
+
+    run = run_measures(toy_task, {"bad": returns_bad}, tmp_path, progress=False)
     assert run.results["bad"] == {} and len(run.failures["bad"]) == 18
     assert message in run.failures["bad"]["model_3"] and "toy_data/model_3" in run.failures["bad"]["model_3"]
-    assert not cache_path(tmp_path, toy_task, "bad").exists()
+    # The failures are cached (no values), so the same run does not call the measure again.
+    cache = ResultCache(cache_path(tmp_path, toy_task, "bad"))
+    assert cache.load() == {} and len(cache.entries()) == 18
+    again = run_measures(toy_task, {"bad": returns_bad}, tmp_path, progress=False)
+    assert again.cached_failures == {"bad": 18} and again.workers == {}
+    assert again.failures["bad"]["model_3"].startswith(run.failures["bad"]["model_3"])
 
 
 def test_predict_files_are_written_exactly_as_the_kit_writes_them(toy_task, tmp_path):
@@ -107,7 +115,7 @@ def test_several_measures_share_each_model_load_and_resume_separately(toy_task, 
     import pgdl_harness.runner as runner
     loads = []
     real_load = runner.load_model
-    monkeypatch.setattr(runner, "load_model", lambda folder: loads.append(folder.name) or real_load(folder))
+    monkeypatch.setattr(runner, "load_model", lambda folder, **options: loads.append(folder.name) or real_load(folder, **options))
     run_measure(toy_task, parameter_count, "params", tmp_path, progress=False)
     assert len(loads) == 18
     loads.clear()
