@@ -1,17 +1,29 @@
 """Fragmentation combined with a second signal, in the form the PGDL winner used.
 
 Natekar & Sharma's winning entry multiplied a clustering index by the error on mixed-up
-training points (``natekar_sharma.natekar_sharma_score``). Here fragmentation is the main term
-and the mixup error the second: a model whose paths change class often *and* which misclassifies
-the midpoints of same-class pairs is expected to generalize worst. Why this pair: on PGDL-style
-grids fragmentation ranks some axes backwards (deeper VGG-like nets fragment more in input space
-yet generalize better), and the mixup error follows the gap on other axes; a product keeps the
-order of either factor where the other is flat.
+training points (``natekar_sharma.natekar_sharma_score``). Two products are built on that form:
+
+- ``fragmentation_times_mixup_error``: fragmentation is the main term and the mixup error the
+  second: a model whose paths change class often *and* which misclassifies the midpoints of
+  same-class pairs is expected to generalize worst.
+- ``fragmentation_times_davies_bouldin``: the winner's product with its mixup error replaced by
+  fragmentation. The mixup error asks of one point per same-class pair (the midpoint) whether it
+  is misclassified; fragmentation counts every class change along the whole (extended) path, so
+  it is the winner's second factor measured finely. The first factor is the Davies-Bouldin index
+  of the hidden layers (``representation.davies_bouldin_measure``), Potgieter et al.'s clustering.
+  Why this pair: on the benchmark suite's grids input-space fragmentation ranks the depth axis
+  backwards (deeper nets change class more often along input-space paths, yet generalize better)
+  while the hidden layers' clustering ranks depth forwards; a product (a sum of logarithms, for
+  ranking) keeps the order of either factor where the other is flat.
+
+Why products and not weighted sums: CMI and Kendall's tau depend only on each task's order of
+models, and a product's order does not depend on either factor's unit or scale, so no weight has
+to be fitted on the tasks that are then used to score it.
 """
 
 from __future__ import annotations
 
-from . import fragmentation, natekar_sharma
+from . import fragmentation, natekar_sharma, representation
 
 
 def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED,
@@ -33,3 +45,21 @@ def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragme
     changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed)
     error = natekar_sharma.mixup_error(model, inputs, labels, n_pairs=n_mixup_pairs, seed=seed)
     return float(changes * (error + 1.0 / n_mixup_pairs))
+
+
+def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED) -> float:
+    """``fragmentation_score * davies_bouldin_measure``, both at their defaults.
+
+    Parameters
+    ----------
+    model, inputs, labels : as ``fragmentation.fragmentation_score``.
+    seed : the seed of both the fragmentation pairs and the Davies-Bouldin sample.
+
+    Returns
+    -------
+    float >= 0; larger means a larger expected generalization gap (paths that change class often,
+    hidden representations that cluster the classes poorly).
+    """
+    changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed)
+    clustering = representation.davies_bouldin_measure(model, inputs, labels, seed=seed)
+    return float(changes * clustering)

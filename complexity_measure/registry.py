@@ -239,6 +239,9 @@ register("mixup_error", natekar_sharma.mixup_error,
 register("fragmentation_mixup", combinations.fragmentation_times_mixup_error,
          "the default fragmentation x (the winner's mixup error + 1/4096): fragmentation as the main term, "
          "the error on same-class midpoints as the second, in the winner's product form")
+register("fragmentation_davies_bouldin", combinations.fragmentation_times_davies_bouldin,
+         "the default fragmentation x the hidden layers' mean Davies-Bouldin index: the winner's product "
+         "with its same-class midpoint error (a one-point fragmentation) replaced by the full path count")
 
 # The starting kit's baselines and the output margin.
 register("distance_from_init", baselines.distance_from_initialization,

@@ -1,23 +1,38 @@
-"""The fragmentation x mixup-error combination is exactly the product of its two factors."""
+"""Each combination is exactly the product of its two factors."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from complexity_measure.combinations import fragmentation_times_mixup_error
+from complexity_measure.combinations import fragmentation_times_davies_bouldin, fragmentation_times_mixup_error
 from complexity_measure.fragmentation import fragmentation_score
 from complexity_measure.natekar_sharma import mixup_error
+from complexity_measure.representation import davies_bouldin_measure
 
 
-def test_the_combination_is_fragmentation_times_the_floored_mixup_error():
+def _random_net_and_data():
     tf.keras.utils.set_random_seed(0)
     model = tf.keras.Sequential([tf.keras.layers.Dense(32, activation="relu"), tf.keras.layers.Dense(3)])
     model.build([None, 2])
     rng = np.random.default_rng(0)
-    inputs = rng.normal(size=(120, 2)).astype(np.float32)
-    labels = rng.integers(0, 3, size=120)
+    return model, rng.normal(size=(120, 2)).astype(np.float32), rng.integers(0, 3, size=120)
+
+
+def test_the_combination_is_fragmentation_times_the_floored_mixup_error():
+    model, inputs, labels = _random_net_and_data()
     changes = fragmentation_score(model, inputs, labels, seed=2)
     error = mixup_error(model, inputs, labels, n_pairs=512, seed=2)
     assert changes > 0 and 0 < error < 1  # a random net on random labels: both factors move
     value = fragmentation_times_mixup_error(model, inputs, labels, seed=2, n_mixup_pairs=512)
     assert value == pytest.approx(changes * (error + 1 / 512))
+
+
+def test_fragmentation_times_davies_bouldin_is_the_product_at_one_seed():
+    model, inputs, labels = _random_net_and_data()
+    changes = fragmentation_score(model, inputs, labels, seed=3)
+    clustering = davies_bouldin_measure(model, inputs, labels, seed=3)
+    assert changes > 0 and clustering > 0
+    assert fragmentation_times_davies_bouldin(model, inputs, labels, seed=3) == pytest.approx(changes * clustering)
+    # The seed reaches both factors: another seed gives another product.
+    other = fragmentation_score(model, inputs, labels, seed=4) * davies_bouldin_measure(model, inputs, labels, seed=4)
+    assert fragmentation_times_davies_bouldin(model, inputs, labels, seed=4) == pytest.approx(other)
