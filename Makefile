@@ -107,6 +107,12 @@ benchmark-study: setup benchmark-suite
 	$(PY) -m pgdl_harness select --data $(BENCH_DATA) --results $(BENCH_OUT) --candidates $(BENCH_CANDIDATES) \
 		--fixed $(BENCH_OTHERS) --reference fragmentation
 
+# score and compare in one process and with worker processes on the bundled image tasks (seconds
+# per model, speed-up), and the task generator's models per minute with 1 and 2 workers (~10 min).
+.PHONY: bench-workers
+bench-workers: setup
+	$(PY) benchmarks/bench_workers.py
+
 # Seconds per model with the local engine and with Ray (1 and 2 workers) on a bundled task.
 .PHONY: bench-engines
 bench-engines: setup

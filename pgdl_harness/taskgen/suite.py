@@ -171,8 +171,11 @@ def _generate_in_workers(out_dir: Path, tasks: Sequence[TaskSpec], workers: int,
 
 
 def suite_main(prog: str, description: str, suite: Sequence[TaskSpec], default_out: str, summary_name: str,
-               argv: Sequence[str] | None = None) -> int:
-    """The command line of a suite: generate it (or some of its tasks), or list it."""
+               argv: Sequence[str] | None = None, supplementary: Sequence[TaskSpec] = ()) -> int:
+    """The command line of a suite: generate it (or some of its tasks), or list it.
+
+    ``supplementary``: tasks kept beside the suite, built (or listed) instead of it with ``--supplementary``.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--out", type=Path, default=Path(default_out), help=f"suite folder (default: {default_out})")
     parser.add_argument("--task", nargs="+", metavar="NAME", help="only these tasks of the suite")
@@ -180,7 +183,12 @@ def suite_main(prog: str, description: str, suite: Sequence[TaskSpec], default_o
                         help="tasks built at once, each in its own process (default: 1)")
     parser.add_argument("--list", action="store_true", help="print the suite's tasks and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    if supplementary:
+        parser.add_argument("--supplementary", action="store_true",
+                            help=f"the supplementary tasks instead ({', '.join(task.name for task in supplementary)})")
     args = parser.parse_args(argv)
+    if getattr(args, "supplementary", False):
+        suite = supplementary
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     by_name = {task.name: task for task in suite}
     unknown = sorted(set(args.task or ()) - set(by_name))
