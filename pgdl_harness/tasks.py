@@ -10,6 +10,8 @@ A root that is itself a task folder (it holds ``dataset_1/``) is a root with one
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,11 @@ class TaskFolderError(HarnessError):
 
 @dataclass(frozen=True)
 class Task:
-    """One PGDL task: where its models and data are, and where its ``model_configs.json`` is."""
+    """One PGDL task: where its models and data are, and where its ``model_configs.json`` is.
+
+    Its folder is listed, and its ``model_configs.json`` parsed, once (on first use): a task is a
+    snapshot of its folder, taken when it is first asked about.
+    """
 
     name: str
     folder: Path
@@ -39,14 +45,22 @@ class Task:
     @property
     def model_ids(self) -> list[str]:
         """Model folder names as the kit lists them: entries naming ``model`` but not ``json``, sorted."""
-        return sorted(entry.name for entry in self.folder.iterdir()
-                      if "model" in entry.name and "json" not in entry.name and not _ignored(entry.name))
+        return list(self._model_ids)
+
+    @functools.cached_property
+    def _model_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(entry.name for entry in self.folder.iterdir()
+                            if "model" in entry.name and "json" not in entry.name and not _ignored(entry.name)))
 
     def model_folder(self, model_id: str) -> Path:
         return self.folder / model_id
 
     def model_specs(self) -> dict:
-        """The parsed ``model_configs.json``: hyperparameters and accuracies by bare model id."""
+        """The parsed ``model_configs.json``: hyperparameters and accuracies by bare model id (a copy)."""
+        return copy.deepcopy(self._model_specs)
+
+    @functools.cached_property
+    def _model_specs(self) -> dict:
         if self.model_configs_path is None:
             raise TaskFolderError(f"task {self.name}: no model_configs.json was found for it "
                                   f"(looked beside {self.folder} and in a reference_data folder)")
