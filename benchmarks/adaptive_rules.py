@@ -3,7 +3,7 @@
 For every model of the bundled image tasks and of the development suite (``make dev-suite``),
 stores once the class and top-2 margin at every point of the default paths (2048 same-class
 pairs, pair seed 0, t in [-0.5, 1.5]) on a 33-point grid, in results/adaptive_grids/
-(resumable). Then replays ``count_changes_adaptively`` on them with a lookup in place of the
+(resumable). Then replays ``adaptive_classes`` on them with a lookup in place of the
 network, for several coarse grids and ``refine_margin`` values, at 17 points (every 2nd stored
 point, the default) and at 33. Prints, per rule, the share of paths whose count equals the dense
 count (P) and the share of forward passes (F): worst task, mean over tasks, and per task.
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_EXTEND, DEFAULT_N_PAIRS,  # noqa: E402
-                                              DEFAULT_REFINE_MARGIN, count_changes_adaptively, draw_pairs,
+                                              DEFAULT_REFINE_MARGIN, adaptive_classes, class_changes, draw_pairs,
                                               path_point_predictions, path_positions)
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.scoring import score_task  # noqa: E402
@@ -84,10 +84,10 @@ def collect_pgdl_sized(cache: Path) -> None:
 
 def replay(classes, margins, coarse_points, refine_margin):
     """(adaptive counts, dense counts, evaluations per path) of the rule on stored grids."""
-    changes, evaluations = count_changes_adaptively(lambda rows, columns: (classes[rows, columns], margins[rows, columns]),
-                                                    len(classes), classes.shape[1],
-                                                    coarse_points=coarse_points, refine_margin=refine_margin)
-    return changes, np.sum(classes[:, 1:] != classes[:, :-1], axis=1), evaluations
+    filled, evaluations = adaptive_classes(lambda rows, columns: (classes[rows, columns], margins[rows, columns]),
+                                           len(classes), classes.shape[1],
+                                           coarse_points=coarse_points, refine_margin=refine_margin)
+    return class_changes(filled), class_changes(classes), evaluations
 
 
 def oracle_share(classes) -> float:

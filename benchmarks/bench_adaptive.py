@@ -22,8 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_EXTEND, DEFAULT_N_PAIRS,  # noqa: E402
                                               DEFAULT_N_POINTS, DEFAULT_REFINE_MARGIN,
-                                              adaptive_path_class_changes, draw_pairs, path_class_changes,
-                                              path_positions)
+                                              class_changes, draw_pairs, path_classes, path_positions)
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
 
@@ -55,12 +54,13 @@ def main():
         lost = []
         for model_id in task.model_ids:
             model = load_model(task.model_folder(model_id))
-            path_class_changes(model, starts[:8], ends[:8], positions)  # warm up TensorFlow's kernels
+            path_classes(model, starts[:8], ends[:8], positions, counting="dense")  # warm up TensorFlow's kernels
             start = time.perf_counter()
-            dense = path_class_changes(model, starts, ends, positions)
+            dense = class_changes(path_classes(model, starts, ends, positions, counting="dense").classes)
             middle = time.perf_counter()
-            changes, evaluations = adaptive_path_class_changes(
-                model, starts, ends, positions, coarse_points=args.coarse_points, refine_margin=args.refine_margin)
+            adaptive = path_classes(model, starts, ends, positions, coarse_points=args.coarse_points,
+                                    refine_margin=args.refine_margin)
+            changes, evaluations = class_changes(adaptive.classes), adaptive.evaluations
             end = time.perf_counter()
             if np.any(changes > dense):
                 raise AssertionError(f"{task.name}/{model_id}: adaptive counted more than dense")

@@ -6,7 +6,8 @@ PGDL-like architectures below trained for a few epochs on colour digits (weights
 results/bench_models/). Part 3 measures, in one process, PGDL-sized models (a task1-like VGG and
 a task2-like Network-in-Network at 32x32x3 with random weights, and the first trained model of
 each bundled image task): the raw compiled forward throughput (images/s at the measures' batch
-size), each registered fragmentation variant's model evaluations per second and their ratio,
+size), each registered fragmentation variant's forward passes per second (as the measure
+reports them) and their ratio,
 seconds per model for every registered measure, and dense against adaptive counting. Its last
 line is `lowest measure/forward throughput ratio: R` over the fragmentation variants.
 
@@ -27,9 +28,10 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from complexity_measure import fragmentation  # noqa: E402
 from complexity_measure.forward import DEFAULT_BATCH_SIZE, compiled, model_layers  # noqa: E402
-from complexity_measure.fragmentation import fragmentation_score, path_class_changes, path_positions  # noqa: E402
+from complexity_measure.callbacks import fragmentation_settings  # noqa: E402
+from complexity_measure.fragmentation import (class_changes, fragmentation_with_cost, path_classes,  # noqa: E402
+                                              path_positions)
 from complexity_measure.registry import MEASURES  # noqa: E402
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
@@ -82,14 +84,28 @@ def timed(function, repeats=3):
     return best, result
 
 
+def dense_changes(model, starts, ends, positions, **options):
+    """Class changes per path on the dense grid, with the measure's own path evaluator."""
+    return class_changes(path_classes(model, starts, ends, positions, counting="dense", **options).classes)
+
+
+def measured(measure, model, inputs, labels) -> tuple[float, int]:
+    """A registered measure's value and the forward passes it reports (0: it reports none)."""
+    settings = fragmentation_settings(measure, {})
+    if settings is None:
+        return measure(model, inputs, labels), 0
+    result = fragmentation_with_cost(model, inputs, labels, **settings)
+    return result.value, result.forward_passes
+
+
 def implementation_comparison():
     model = small_convnet()
     rng = np.random.default_rng(0)
     starts, ends = rng.random((2, 128, 28, 28, 1), dtype=np.float32)
     positions = path_positions(33, extend=0.5)
     print(f"128 paths x 33 points = {128 * 33} forward passes, small convnet on 28x28x1, best of 3\n")
-    ours, reference = timed(lambda: path_class_changes(model, starts, ends, positions))
-    rows = [("compiled chunks of paths (ours)", ours, reference)]
+    ours, reference = timed(lambda: dense_changes(model, starts, ends, positions))
+    rows = [("compiled path points (ours)", ours, reference)]
     for name, function in [("eager batches of 256 points", all_points_eager_batches),
                            ("model.predict on all points", all_points_predict),
                            ("Python loop, one call per path", per_pair_eager)]:
@@ -99,7 +115,7 @@ def implementation_comparison():
         agrees = "same counts" if np.array_equal(result, reference) else "COUNTS DIFFER"
         print(f"{name:<34} {seconds:7.3f} s   {seconds / ours:5.2f}x ours   {agrees}")
     for batch_size in (64, 128, 512, 1024):
-        seconds, _ = timed(lambda: path_class_changes(model, starts, ends, positions, batch_size=batch_size))
+        seconds, _ = timed(lambda: dense_changes(model, starts, ends, positions, batch_size=batch_size))
         print(f"ours, batch_size={batch_size:<5}{'':15} {seconds:7.3f} s   {seconds / ours:5.2f}x ours (256)")
 
 
@@ -210,31 +226,6 @@ def forward_throughput(model, inputs, seconds=3.0):
     return best
 
 
-class EvaluationCounter:
-    """Counts the points the fragmentation functions send through the network (dense and adaptive)."""
-
-    def __init__(self):
-        self.count = 0
-        self._dense, self._evaluator_call = fragmentation.path_class_changes, fragmentation._PathEvaluator.__call__
-
-    def __enter__(self):
-        counter = self
-
-        def dense(model, starts, ends, positions, **options):
-            counter.count += len(starts) * len(positions)
-            return counter._dense(model, starts, ends, positions, **options)
-
-        def evaluate(evaluator, rows, t):
-            counter.count += len(rows)
-            return counter._evaluator_call(evaluator, rows, t)
-
-        fragmentation.path_class_changes, fragmentation._PathEvaluator.__call__ = dense, evaluate
-        return self
-
-    def __exit__(self, *exc):
-        fragmentation.path_class_changes, fragmentation._PathEvaluator.__call__ = self._dense, self._evaluator_call
-
-
 def seconds_of(function):
     start = time.perf_counter()
     value = function()
@@ -259,21 +250,19 @@ def measure_throughput():
               f"compiled forward {images:,.0f} images/s (batch {DEFAULT_BATCH_SIZE})")
         print(f"  {'measure':<30} {'s/model':>8} {'evaluations':>11} {'eval/s':>9} {'ratio':>6}")
         for measure_name, measure in MEASURES.items():
-            with EvaluationCounter() as counter:
-                try:
-                    seconds, _ = seconds_of(lambda: measure(model, inputs, labels))
-                except Exception as error:  # a benchmark row, not a failure: e.g. no initial weights
-                    print(f"  {measure_name:<30} cannot run: {str(error).splitlines()[0][:70]}")
-                    continue
-            if counter.count:
-                ratio = counter.count / seconds / images
+            try:
+                seconds, (_, passes) = seconds_of(lambda: measured(measure, model, inputs, labels))
+            except Exception as error:  # a benchmark row, not a failure: e.g. no initial weights
+                print(f"  {measure_name:<30} cannot run: {str(error).splitlines()[0][:70]}")
+                continue
+            if passes:
+                ratio = passes / seconds / images
                 lowest = min(lowest, ratio)
-                print(f"  {measure_name:<30} {seconds:8.2f} {counter.count:11,} {counter.count / seconds:9,.0f} "
-                      f"{ratio:6.2f}")
+                print(f"  {measure_name:<30} {seconds:8.2f} {passes:11,} {passes / seconds:9,.0f} {ratio:6.2f}")
             else:
                 print(f"  {measure_name:<30} {seconds:8.2f}")
-        dense, _ = seconds_of(lambda: fragmentation_score(model, inputs, labels, counting="dense"))
-        adaptive, _ = seconds_of(lambda: fragmentation_score(model, inputs, labels))
+        dense, _ = seconds_of(lambda: fragmentation_with_cost(model, inputs, labels, counting="dense"))
+        adaptive, _ = seconds_of(lambda: fragmentation_with_cost(model, inputs, labels))
         print(f"  default measure: dense {dense:.2f} s, adaptive {adaptive:.2f} s per model "
               f"({dense / adaptive:.1f}x faster)")
     print(f"\nlowest measure/forward throughput ratio: {lowest:.2f}")
@@ -291,10 +280,9 @@ def trained_default_measure():
         model, (inputs, labels), accuracy = trained(name, build, epochs)
         times, evaluations = {}, {}
         for counting in ("dense", "adaptive", "dense", "adaptive"):
-            with EvaluationCounter() as counter:
-                seconds, value = seconds_of(lambda: fragmentation_score(model, inputs, labels, counting=counting))
+            seconds, result = seconds_of(lambda: fragmentation_with_cost(model, inputs, labels, counting=counting))
             times[counting] = min(seconds, times.get(counting, np.inf))
-            evaluations[counting] = counter.count, value
+            evaluations[counting] = result.forward_passes, result.value
         (dense_passes, dense_value), (passes, value) = evaluations["dense"], evaluations["adaptive"]
         print(f"  {name} ({model.count_params():,} parameters, held-out accuracy {accuracy:.3f}): dense "
               f"{times['dense']:.1f} s ({dense_passes:,} passes, {dense_value:.4f} changes per path), adaptive "

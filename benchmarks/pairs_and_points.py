@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from complexity_measure.fragmentation import (DEFAULT_COARSE_POINTS, DEFAULT_EXTEND,  # noqa: E402
-                                              DEFAULT_REFINE_MARGIN, count_changes_adaptively, draw_pairs,
+                                              DEFAULT_REFINE_MARGIN, adaptive_classes, draw_pairs,
                                               path_point_predictions, path_positions)
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.scoring import score_task  # noqa: E402
@@ -79,9 +79,9 @@ def adaptive_passes_per_path(cache: Path, task, seed: int, n_points: int) -> flo
     for model_id in task.model_ids:
         stored = np.load(cache_file(cache, task, model_id, seed))
         classes, margins = stored["classes"][:, ::step].astype(np.int64), stored["margins"][:, ::step].astype(float)
-        _, evaluations = count_changes_adaptively(lambda rows, columns: (classes[rows, columns], margins[rows, columns]),
-                                                  len(classes), n_points, coarse_points=DEFAULT_COARSE_POINTS,
-                                                  refine_margin=DEFAULT_REFINE_MARGIN)
+        _, evaluations = adaptive_classes(lambda rows, columns: (classes[rows, columns], margins[rows, columns]),
+                                          len(classes), n_points, coarse_points=DEFAULT_COARSE_POINTS,
+                                          refine_margin=DEFAULT_REFINE_MARGIN)
         passes.append(evaluations.mean())
     return float(np.mean(passes))
 

@@ -120,10 +120,8 @@ class _MonitorLogic:
         self.at_train_begin = bool(at_train_begin)
         self.verbose = int(verbose)
         self.measure_params = dict(measure_params)
-        self.forward_passes = fragmentation_forward_passes(self.function, self.measure_params)
-        settings = fragmentation_settings(self.function, self.measure_params) or {}
-        # Adaptive counting (fragmentation's default) evaluates only part of the dense grid.
-        self.forward_passes_exact = settings.get("counting") == "dense"
+        # Fragmentation reports the forward passes it made; the monitor calls it that way.
+        self._fragmentation = fragmentation_settings(self.function, self.measure_params)
         self.last_cost: dict | None = None
         self.records: list[dict] = []
         self.total_seconds = 0.0
@@ -132,9 +130,13 @@ class _MonitorLogic:
         """Compute the measure on ``model`` (default: the model being trained) and record its cost."""
         model = model if model is not None else self.model
         started = time.perf_counter()
-        value = float(self.function(model, self.inputs, self.labels, **self.measure_params))
+        if self._fragmentation is not None:
+            result = fragmentation.fragmentation_with_cost(model, self.inputs, self.labels, **self._fragmentation)
+            value, passes = result.value, result.forward_passes
+        else:
+            value, passes = float(self.function(model, self.inputs, self.labels, **self.measure_params)), None
         seconds = time.perf_counter() - started
-        self.last_cost = {"seconds": seconds, "forward_passes": self.forward_passes}
+        self.last_cost = {"seconds": seconds, "forward_passes": passes}
         self.total_seconds += seconds
         return value
 
@@ -144,8 +146,8 @@ class _MonitorLogic:
         if self.verbose:
             where = {"train_begin": "before training", "epoch": f"epoch {epoch}",
                      "batch": f"epoch {epoch} batch {batch}"}[stage]
-            passes = "forward passes not known" if self.forward_passes is None \
-                else f"{'' if self.forward_passes_exact else 'at most '}{self.forward_passes:,} forward passes"
+            passes = self.last_cost["forward_passes"]
+            passes = "forward passes not known" if passes is None else f"{passes:,} forward passes"
             print(f"{type(self).__name__}: {self.name} = {value:.4f} {where} "
                   f"({self.last_cost['seconds']:.2f} s, {passes})")
         return value
@@ -177,25 +179,6 @@ class _MonitorLogic:
     def _implements_train_batch_hooks(self):
         # Keras 2 skips batch hooks of callbacks that say they do not use them (it is faster).
         return bool(self.batches)
-
-
-def fragmentation_forward_passes(function: Callable, params: dict) -> int | None:
-    """Examples run through (part of) the network by one call of ``function`` with ``params``.
-
-    Known for ``fragmentation.fragmentation_score`` (a registered ``Measure`` of it, or behind a
-    ``functools.partial``): ``n_pairs * n_points`` points classified by the network (the part after
-    ``layer``), plus ``2 * n_pairs`` passes through the part up to ``layer`` when ``layer`` is set.
-    That is the dense grid's count: exact with ``counting="dense"``, an upper bound with adaptive
-    counting (the default), which evaluates only the points where the class may change.
-    None for any other measure.
-    """
-    settings = fragmentation_settings(function, params)
-    if settings is None:
-        return None
-    passes = int(settings["n_pairs"]) * int(settings["n_points"])
-    if settings.get("layer") is not None:
-        passes += 2 * int(settings["n_pairs"])
-    return passes
 
 
 def fragmentation_settings(function: Callable, params: dict) -> dict | None:

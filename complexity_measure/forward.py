@@ -1,5 +1,8 @@
 """Forward passes through a trained Sequential Keras classifier: the one place that runs TensorFlow.
 
+``PathPoints`` is the compiled classifier of fragmentation's paths; the other functions cut a
+model at a layer and run its head or its tail in batches.
+
 PGDL models are plain ``Sequential`` stacks (Keras 3 ``tf.keras`` or Keras 2 ``tf_keras``, possibly
 the starting kit's subclass of it). The measures see a model as a list of layers that can be cut
 at any index: a *head* that maps inputs to the representation at a layer's output, and a *tail*
@@ -89,7 +92,7 @@ def traced_once(fn, inputs: np.ndarray, batch_size: int):
     from the second shape on), so ``n`` inputs in batches of ``batch_size`` would be traced twice
     when ``n`` is not a multiple of it: a full batch, then the remainder. Tracing and optimising
     the graph costs more than computing a few hundred examples on a PGDL-sized model
-    (``tests/benchmarks/bench_fragmentation.py``), so trace once, for an unknown batch length.
+    (``benchmarks/bench_fragmentation.py``), so trace once, for an unknown batch length.
     Calls then dispatch to that trace. Anything but a ``tf.function`` is returned unchanged.
     """
     if len(inputs) > batch_size and len(inputs) % batch_size and hasattr(fn, "get_concrete_function"):
@@ -196,7 +199,7 @@ def logit_jacobian_norms(model, inputs: np.ndarray, batch_size: int = 64) -> np.
     Exact, not estimated: one gradient per output class (summed over the batch, which gives each
     example's own gradient because in inference mode examples do not interact, not even through
     BatchNorm). Faster than ``GradientTape.batch_jacobian`` on the bundled models, first call and
-    compute alike (``tests/benchmarks/bench_jacobian.py``), and never needs its ``pfor`` fallback.
+    compute alike (``benchmarks/bench_jacobian.py``), and never needs its ``pfor`` fallback.
     Memory per batch is ~``batch_size * input_size`` floats per class gradient.
     """
     if len(inputs) == 0:
@@ -209,7 +212,7 @@ def jacobian_norm_function(layers: Sequence) -> Callable[[tf.Tensor], tf.Tensor]
     """The compiled function of ``logit_jacobian_norms``: a batch of inputs to their Jacobian norms.
 
     On small models its first call (tracing and optimising a graph that holds one backward pass
-    per class) takes most of the measure's time: ``tests/benchmarks/bench_jacobian.py``.
+    per class) takes most of the measure's time: ``benchmarks/bench_jacobian.py``.
     """
 
     @tf.function(reduce_retracing=True, autograph=False)
@@ -223,3 +226,82 @@ def jacobian_norm_function(layers: Sequence) -> Callable[[tf.Tensor], tf.Tensor]
         return tf.sqrt(tf.add_n(squared))
 
     return norms
+
+
+class PathPoints:
+    """Classifies arbitrary points ``a_p + t (b_p - a_p)`` of a set of paths, batch by batch.
+
+    The path ends (``starts`` and ``ends`` run through the model up to ``layer``; the inputs
+    themselves for ``layer=None``) are kept as tensors; each call takes a flat list of (path row,
+    t) and runs it through one compiled function in batches of ``batch_size`` points. The
+    function is traced once per model whatever the number of points asked for (adaptive counting
+    asks for a different number in every refinement round). ``forward_passes`` counts the
+    examples sent through the network so far: both ends of every path through the head (when
+    ``layer`` is set) and every point classified by the tail.
+    """
+
+    def __init__(self, model, starts, ends, layer, batch_size=DEFAULT_BATCH_SIZE):
+        starts = np.asarray(starts, dtype=np.float32)
+        ends = np.asarray(ends, dtype=np.float32)
+        if starts.shape != ends.shape:
+            raise ValueError(f"starts and ends must have the same shape, got {starts.shape} and {ends.shape}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if len(starts) == 0:
+            raise ValueError("no paths to evaluate")
+        head, tail = split_model(model, layer)
+        both = representations(model, np.concatenate([starts, ends]), layer, batch_size)
+        self.n_paths = len(starts)
+        self.batch_size = batch_size
+        self.forward_passes = 2 * self.n_paths if head else 0
+        both = np.asarray(both, dtype=np.float32)
+        self._feature_size = int(np.prod(both.shape[1:]))
+        self._first = tf.constant(both[:self.n_paths])
+        self._second = tf.constant(both[self.n_paths:])
+        self._classify = _point_classifier(tail, both.shape[1:])
+
+    def lengths(self) -> np.ndarray:
+        """``|b_p - a_p|`` of every path (float64, shape ``(n_paths,)``), a batch of paths at a time."""
+        return np.concatenate([
+            np.sqrt(np.sum(np.square((self._second[i:i + self.batch_size] - self._first[i:i + self.batch_size])
+                                     .numpy().reshape(-1, self._feature_size).astype(np.float64)), axis=1))
+            for i in range(0, self.n_paths, self.batch_size)])
+
+    def grid(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(classes, margins)`` at every ``t`` of ``positions`` on every path, shape ``(n_paths, n_points)``."""
+        n_points = len(positions)
+        classes, margins = self(np.repeat(np.arange(self.n_paths), n_points), np.tile(positions, self.n_paths))
+        return classes.reshape(self.n_paths, n_points), margins.reshape(self.n_paths, n_points)
+
+    def __call__(self, rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(classes, margins)`` of shape ``(len(rows),)`` at points ``t`` of paths ``rows``: the argmax
+        class and the top-2 output margin (>= 0)."""
+        rows = np.asarray(rows, dtype=np.int32)
+        t = np.asarray(t, dtype=np.float32)
+        classes, margins = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+        for i in range(0, len(rows), self.batch_size):
+            c, m = self._classify(self._first, self._second, tf.constant(rows[i:i + self.batch_size]),
+                                  tf.constant(t[i:i + self.batch_size]))
+            classes.append(c.numpy())
+            margins.append(m.numpy())
+        self.forward_passes += len(rows)
+        return np.concatenate(classes), np.concatenate(margins)
+
+
+def _point_classifier(tail, feature_shape):
+    # One trace for every number of points (the batch axis is left unknown): refinement rounds
+    # ask for different numbers, and padding them to a fixed size would waste up to a batch a round.
+    ends = tf.TensorSpec((None,) + tuple(feature_shape), tf.float32)
+    points = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.float32)
+
+    @tf.function(autograph=False, input_signature=(ends, ends) + points)
+    def classify(first, second, rows, t):
+        a = tf.gather(first, rows)
+        b = tf.gather(second, rows)
+        # Broadcast t over the feature axes: (n, 1, ..., 1).
+        t_shape = tf.concat([tf.shape(t), tf.ones_like(tf.shape(a)[1:])], axis=0)
+        outputs = run_layers(tail, a + tf.reshape(t, t_shape) * (b - a))
+        top = tf.math.top_k(outputs, k=min(2, outputs.shape[-1])).values
+        return tf.argmax(outputs, axis=-1), top[:, 0] - top[:, -1]
+
+    return classify

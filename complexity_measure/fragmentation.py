@@ -11,13 +11,15 @@ examples and count predicted-class changes at evenly spaced points.
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass
+
 import numpy as np
-import tensorflow as tf
 
 from .dataset import class_indices
+from .forward import (DEFAULT_BATCH_SIZE, PathPoints, activation_layer_indices, check_inputs_fit_model,
+                      middle_activation_layer)
 from .sampling import canonical_order
-from .forward import (DEFAULT_BATCH_SIZE, activation_layer_indices, check_inputs_fit_model,
-                      middle_activation_layer, representations, run_layers, split_model)
 
 PAIR_MODES = ("same_class", "different_class", "any", "nearest", "nearest_other")
 AGGREGATIONS = ("mean", "fraction", "median", "max")
@@ -35,7 +37,7 @@ NORMALIZATIONS = ("none", "length")
 #   per point.
 # - 2048 pairs, 17 points (a step of 1/8 of the pair distance): the cheapest setting whose CMI and
 #   Kendall's tau on both bundled image tasks sit within one standard deviation (over 3 pair
-#   seeds) of those of 2048 pairs x 65 points (README, "How many pairs and points"). Fewer pairs
+#   seeds) of those of 2048 pairs x 65 points (docs/measure.md, "How many pairs and points"). Fewer pairs
 #   move CMI by several points with the seed; more points barely move the scores. With adaptive
 #   counting it costs ~12,000-13,000 forward passes per model (the former 512 x 33 dense grid: 16,896).
 DEFAULT_PAIRS = "same_class"
@@ -44,12 +46,12 @@ DEFAULT_N_POINTS = 17
 DEFAULT_EXTEND = 0.5
 DEFAULT_AGGREGATE = "mean"
 DEFAULT_SEED = 0
-# Adaptive counting (see count_changes_adaptively): the same counts as the dense grid on nearly
+# Adaptive counting (see adaptive_classes): the same counts as the dense grid on nearly
 # every path for a fraction of the forward passes. The rule (5 coarse points, refine_margin 1.25)
 # is the cheapest measured one that matches the dense count on >= 99.5% of the paths of every
 # one of 11 image tasks and of two trained PGDL-sized models (a task1-like VGG, a task2-like
-# NiN), and on >= 99.9% averaged over the tasks (README, "Adaptive counting";
-# tests/benchmarks/adaptive_rules.py). On the default 17-point grid with extend 0.5 its coarse
+# NiN), and on >= 99.9% averaged over the tasks (docs/measure.md, "Adaptive counting";
+# benchmarks/adaptive_rules.py). On the default 17-point grid with extend 0.5 its coarse
 # points are t = -0.5, 0, 0.5, 1, 1.5: the path's ends, both training examples and the midpoint.
 # Three coarse points (t = -0.5, 0.5, 1.5) cost 12-17% fewer passes but miss changes around the
 # training examples: 3.8% of all changes on the trained NiN.
@@ -104,10 +106,10 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         ``draw_pairs``), so every model of a task is measured on the same paths.
     counting : ``"adaptive"`` (default) evaluates a coarse grid of ``coarse_points`` per path and
         bisects, down to the ``n_points`` grid, only intervals whose ends differ in class or whose
-        top-2 margins are small for the path (``refine_margin``, see ``count_changes_adaptively``);
+        top-2 margins are small for the path (``refine_margin``, see ``adaptive_classes``);
         ``"dense"`` evaluates all ``n_points``. Adaptive never counts more than dense and, on the
         default 17-point grid, counts the same on 99.95% of paths (mean over 11 image tasks,
-        worst 99.73%) with 37% of the passes (README, "Adaptive counting").
+        worst 99.73%) with 37% of the passes (docs/measure.md, "Adaptive counting").
     coarse_points, refine_margin : the adaptive rule (ignored by ``"dense"``).
     statistic : ``"changes"`` (default) counts class changes per path. ``"off_label"`` is the
         fraction of a path's points classified as neither end's label: continuous where counts
@@ -130,6 +132,43 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     float >= 0. Larger means more fragmented; a larger value is expected to mean a larger
     generalization gap.
     """
+    return _fragmentation(model, inputs, labels, pairs=pairs, n_pairs=n_pairs, n_points=n_points, extend=extend,
+                          aggregate=aggregate, layer=layer, seed=seed, counting=counting,
+                          coarse_points=coarse_points, refine_margin=refine_margin, statistic=statistic,
+                          normalize=normalize, neighbours=neighbours, batch_size=batch_size).value
+
+
+@dataclass(frozen=True)
+class FragmentationResult:
+    """``fragmentation_score``'s value and what it cost.
+
+    ``forward_passes``: examples sent through (part of) the network: every path point classified
+    by the part after ``layer``, plus both ends of every path through the part up to it when
+    ``layer`` is set (summed over the layers for ``layer="hidden"``). With adaptive counting it is
+    the number actually evaluated, not the dense grid's.
+    """
+
+    value: float
+    forward_passes: int
+
+
+def fragmentation_with_cost(model, inputs, labels, **parameters) -> FragmentationResult:
+    """``fragmentation_score(model, inputs, labels, **parameters)`` with the forward passes it made.
+
+    ``parameters`` are ``fragmentation_score``'s (its defaults for the rest); a TypeError names an
+    unknown one.
+    """
+    known = {name: parameter.default for name, parameter in inspect.signature(fragmentation_score).parameters.items()
+             if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise TypeError(f"fragmentation_score has no parameter(s) {', '.join(unknown)}")
+    return _fragmentation(model, inputs, labels, **{**known, **parameters})
+
+
+def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, aggregate, layer, seed, counting,
+                   coarse_points, refine_margin, statistic, normalize, neighbours,
+                   batch_size) -> FragmentationResult:
     inputs = np.asarray(inputs, dtype=np.float32)
     labels = class_indices(labels)
     if len(inputs) != len(labels):
@@ -149,15 +188,16 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     layers = _measured_layers(model, layer)
     first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=n_pairs, seed=seed, neighbours=neighbours)
     positions = path_positions(n_points, extend)
-    values = []
+    values, forward_passes = [], 0
     for index in layers:
-        classes, lengths = path_classes(model, inputs[first], inputs[second], positions, layer=index,
-                                        counting=counting, coarse_points=coarse_points,
-                                        refine_margin=refine_margin, batch_size=batch_size,
-                                        with_lengths=normalize == "length")
-        changes = np.sum(classes[:, 1:] != classes[:, :-1], axis=1)
+        paths = path_classes(model, inputs[first], inputs[second], positions, layer=index, counting=counting,
+                             coarse_points=coarse_points, refine_margin=refine_margin, batch_size=batch_size,
+                             with_lengths=normalize == "length")
+        classes = paths.classes
+        forward_passes += paths.forward_passes
+        changes = class_changes(classes)
         if normalize == "length":
-            span = lengths * float(positions[-1] - positions[0])
+            span = paths.lengths * float(positions[-1] - positions[0])
             changes = np.divide(changes, span, out=np.zeros(len(changes)), where=span > 0)
         off_label = None if statistic == "changes" else float(np.mean(
             (classes != labels[first][:, None]) & (classes != labels[second][:, None])))
@@ -168,7 +208,7 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         if statistic == "changes_then_off_label":
             value += off_label / (2 * (n_pairs + 1))
         values.append(value)
-    return float(np.mean(values))
+    return FragmentationResult(float(np.mean(values)), forward_passes)
 
 
 def _measured_layers(model, layer) -> list:
@@ -185,32 +225,54 @@ def _measured_layers(model, layer) -> list:
     return [layer]
 
 
+@dataclass(frozen=True)
+class PathClasses:
+    """What ``path_classes`` found along a set of paths.
+
+    ``classes``: the predicted class at every grid point of every path, int ``(n_paths, n_points)``;
+    ``evaluations``: the grid points evaluated on each path, int ``(n_paths,)``; ``forward_passes``:
+    examples sent through (part of) the network, ends included (see ``FragmentationResult``);
+    ``lengths``: ``|b_p - a_p|`` at the layer (float64 ``(n_paths,)``), or None when not asked for.
+    """
+
+    classes: np.ndarray
+    evaluations: np.ndarray
+    forward_passes: int
+    lengths: np.ndarray | None = None
+
+
 def path_classes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray, *,
                  layer: int | None = None, counting: str = DEFAULT_COUNTING,
                  coarse_points: int = DEFAULT_COARSE_POINTS, refine_margin: float = DEFAULT_REFINE_MARGIN,
-                 batch_size: int = DEFAULT_BATCH_SIZE, with_lengths: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The predicted class at every point of the grid of every path, and the paths' lengths.
+                 batch_size: int = DEFAULT_BATCH_SIZE, with_lengths: bool = False) -> PathClasses:
+    """The predicted class at every point of the grid of every path: the measure's one path evaluator.
 
-    Paths as in ``path_class_changes``. ``counting="dense"`` classifies every point;
-    ``"adaptive"`` classifies the points ``count_changes_adaptively`` chooses and gives each
-    skipped point the class of the last evaluated point before it (the dense classes wherever the
-    adaptive count equals the dense one). Returns ``(classes, lengths)``: int array of shape
-    ``(n_paths, n_points)``, and with ``with_lengths`` ``|b_p - a_p|`` at ``layer`` (float64, shape
-    ``(n_paths,)``; else None: at an early convolution of a PGDL-sized model the differences of
-    2048 pairs would take a gigabyte).
+    Path ``p`` visits ``a_p + t (b_p - a_p)`` for each ``t`` in ``positions``, where ``a_p`` and
+    ``b_p`` are the representations of ``starts[p]`` and ``ends[p]`` at the output of ``layer``
+    (the inputs themselves for ``layer=None``); the rest of the network classifies each point
+    (``forward.PathPoints``). ``counting="dense"`` classifies every point; ``"adaptive"``
+    classifies the points ``adaptive_classes`` chooses and gives each skipped point the class of
+    the last evaluated point before it (the dense classes wherever the adaptive count equals the
+    dense one). ``with_lengths`` also returns the paths' lengths at ``layer`` (off by default: at an
+    early convolution of a PGDL-sized model the differences of 2048 pairs would take a gigabyte).
     """
     if counting not in COUNTINGS:
         raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
     positions = np.asarray(positions, dtype=np.float32)
-    evaluator = _PathEvaluator(model, starts, ends, layer, batch_size)
+    points = PathPoints(model, starts, ends, layer, batch_size)
     if counting == "dense":
-        classes, _ = evaluator.grid(positions)
+        classes, _ = points.grid(positions)
+        evaluations = np.full(points.n_paths, len(positions), dtype=np.int64)
     else:
-        classes, _ = adaptive_classes(lambda rows, columns: evaluator(rows, positions[columns]),
-                                      evaluator.n_paths, len(positions), coarse_points=coarse_points,
-                                      refine_margin=refine_margin)
-    return classes, evaluator.lengths() if with_lengths else None
+        classes, evaluations = adaptive_classes(lambda rows, columns: points(rows, positions[columns]),
+                                                points.n_paths, len(positions), coarse_points=coarse_points,
+                                                refine_margin=refine_margin)
+    return PathClasses(classes, evaluations, points.forward_passes, points.lengths() if with_lengths else None)
+
+
+def class_changes(classes: np.ndarray) -> np.ndarray:
+    """Class changes along each path: consecutive grid points of different classes, int ``(n_paths,)``."""
+    return np.sum(classes[:, 1:] != classes[:, :-1], axis=1)
 
 
 def path_positions(n_points: int, extend: float = 0.0) -> np.ndarray:
@@ -361,176 +423,18 @@ def _uniform_index(uniform: np.ndarray, size) -> np.ndarray:
     return np.minimum((uniform * size).astype(np.int64), np.asarray(size) - 1)
 
 
-def path_class_changes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray, *,
-                       layer: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-    """Number of predicted-class changes along each path, shape ``(n_paths,)``, int.
-
-    Path ``p`` visits ``a_p + t (b_p - a_p)`` for each ``t`` in ``positions``, where ``a_p`` and
-    ``b_p`` are the representations of ``starts[p]`` and ``ends[p]`` at the output of ``layer``
-    (the inputs themselves for ``layer=None``); the rest of the network classifies each point.
-    A change is a pair of consecutive points with different argmax classes.
-    """
-    starts = np.asarray(starts, dtype=np.float32)
-    ends = np.asarray(ends, dtype=np.float32)
-    if starts.shape != ends.shape:
-        raise ValueError(f"starts and ends must have the same shape, got {starts.shape} and {ends.shape}")
-    _, tail = split_model(model, layer)
-    both = representations(model, np.concatenate([starts, ends]), layer, batch_size)
-    first, second = both[:len(starts)], both[len(starts):]
-    counter = _change_counter(tail, np.asarray(positions, dtype=np.float32))
-    # All points of a chunk of paths go through the network in one compiled call; the last chunk
-    # is padded to full size so the function is traced once.
-    chunk = max(1, batch_size // len(positions))
-    n_paths = len(first)
-    padded = -(-n_paths // chunk) * chunk
-    pad = [(0, padded - n_paths)] + [(0, 0)] * (first.ndim - 1)
-    first, second = np.pad(first, pad, mode="edge"), np.pad(second, pad, mode="edge")
-    counts = [counter(tf.constant(first[i:i + chunk]), tf.constant(second[i:i + chunk])).numpy()
-              for i in range(0, padded, chunk)]
-    return np.concatenate(counts)[:n_paths]
-
-
-def _change_counter(tail, positions: np.ndarray):
-    t = tf.constant(positions)
-
-    @tf.function(autograph=False)
-    def count(a, b):
-        n_paths = tf.shape(a)[0]
-        n_points = tf.shape(t)[0]
-        feature_shape = tf.shape(a)[1:]
-        # Broadcast t over the feature axes: (1, n_points, 1, ..., 1).
-        t_shape = tf.concat([[1, n_points], tf.ones_like(feature_shape)], axis=0)
-        points = a[:, None] + tf.reshape(t, t_shape) * (b - a)[:, None]
-        points = tf.reshape(points, tf.concat([[n_paths * n_points], feature_shape], axis=0))
-        predicted = tf.argmax(run_layers(tail, points), axis=-1)
-        predicted = tf.reshape(predicted, [n_paths, n_points])
-        changed = tf.not_equal(predicted[:, 1:], predicted[:, :-1])
-        return tf.reduce_sum(tf.cast(changed, tf.int32), axis=1)
-
-    return count
-
-
-def adaptive_path_class_changes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray, *,
-                                coarse_points: int = DEFAULT_COARSE_POINTS,
-                                refine_margin: float = DEFAULT_REFINE_MARGIN, layer: int | None = None,
-                                batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """``path_class_changes`` evaluating only the points where the class may change.
-
-    Paths and ``positions`` (the dense grid) as in ``path_class_changes``; the points evaluated are
-    always a subset of the dense grid, chosen by ``count_changes_adaptively`` (a coarse grid of
-    ``coarse_points``, then bisection of the intervals whose ends differ in class or whose
-    margins are close to zero for the path's margin slope, see ``refine_margin`` there). Each
-    refinement round sends the points of all paths through one compiled function.
-
-    Returns ``(changes, evaluations)``, int arrays of shape ``(n_paths,)``: class changes per
-    path (at most the dense count; equal to it on 99.95% of paths of 11 image tasks
-    at the defaults) and forward passes spent per path.
-    """
-    positions = np.asarray(positions, dtype=np.float32)
-    evaluator = _PathEvaluator(model, starts, ends, layer, batch_size)
-    return count_changes_adaptively(lambda rows, columns: evaluator(rows, positions[columns]),
-                                    evaluator.n_paths, len(positions), coarse_points=coarse_points,
-                                    refine_margin=refine_margin)
-
-
 def path_point_predictions(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray, *,
                            layer: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Predicted class and top-2 logit margin at every point of every path.
 
-    Paths as in ``path_class_changes``. Returns ``(classes, margins)``, both of shape
+    Paths as in ``path_classes``. Returns ``(classes, margins)``, both of shape
     ``(n_paths, n_points)``: the argmax class (int) and the largest minus the second-largest
     output (float32, >= 0; small near a class boundary). For studies of the grid (how counts move
-    with ``n_points``, which intervals adaptive counting must refine) from one dense evaluation.
+    with ``n_points``, which intervals adaptive counting must refine) from one dense evaluation;
+    ``adaptive_classes`` replays the adaptive rule on them with a lookup as ``classify``.
     """
-    return _PathEvaluator(model, starts, ends, layer, batch_size).grid(np.asarray(positions, dtype=np.float32))
-
-
-class _PathEvaluator:
-    """Classifies arbitrary points ``a_p + t (b_p - a_p)`` of a set of paths, batch by batch.
-
-    The path ends (representations at ``layer``) are kept as tensors; each call takes a flat list
-    of (path row, t) and runs it through one compiled function in batches of ``batch_size``
-    points. The function is traced once per model whatever the number of points asked for
-    (adaptive counting asks for a different number in every refinement round).
-    """
-
-    def __init__(self, model, starts, ends, layer, batch_size):
-        starts = np.asarray(starts, dtype=np.float32)
-        ends = np.asarray(ends, dtype=np.float32)
-        if starts.shape != ends.shape:
-            raise ValueError(f"starts and ends must have the same shape, got {starts.shape} and {ends.shape}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if len(starts) == 0:
-            raise ValueError("no paths to evaluate")
-        _, tail = split_model(model, layer)
-        both = representations(model, np.concatenate([starts, ends]), layer, batch_size)
-        self.n_paths = len(starts)
-        self.batch_size = batch_size
-        both = np.asarray(both, dtype=np.float32)
-        self._feature_size = int(np.prod(both.shape[1:]))
-        self._first = tf.constant(both[:self.n_paths])
-        self._second = tf.constant(both[self.n_paths:])
-        self._evaluate = _point_classifier(tail, both.shape[1:])
-
-    def lengths(self) -> np.ndarray:
-        """``|b_p - a_p|`` of every path (float64, shape ``(n_paths,)``), a batch of paths at a time."""
-        return np.concatenate([
-            np.sqrt(np.sum(np.square((self._second[i:i + self.batch_size] - self._first[i:i + self.batch_size])
-                                     .numpy().reshape(-1, self._feature_size).astype(np.float64)), axis=1))
-            for i in range(0, self.n_paths, self.batch_size)])
-
-    def grid(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(classes, margins)`` at every ``t`` of ``positions`` on every path, shape ``(n_paths, n_points)``."""
-        n_points = len(positions)
-        classes, margins = self(np.repeat(np.arange(self.n_paths), n_points), np.tile(positions, self.n_paths))
-        return classes.reshape(self.n_paths, n_points), margins.reshape(self.n_paths, n_points)
-
-    def __call__(self, rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(classes, margins)`` of shape ``(len(rows),)`` at points ``t`` of paths ``rows``."""
-        rows = np.asarray(rows, dtype=np.int32)
-        t = np.asarray(t, dtype=np.float32)
-        classes, margins = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
-        for i in range(0, len(rows), self.batch_size):
-            c, m = self._evaluate(self._first, self._second, tf.constant(rows[i:i + self.batch_size]),
-                                  tf.constant(t[i:i + self.batch_size]))
-            classes.append(c.numpy())
-            margins.append(m.numpy())
-        return np.concatenate(classes), np.concatenate(margins)
-
-
-def _point_classifier(tail, feature_shape):
-    # One trace for every number of points (the batch axis is left unknown): refinement rounds
-    # ask for different numbers, and padding them to a fixed size would waste up to a batch a round.
-    ends = tf.TensorSpec((None,) + tuple(feature_shape), tf.float32)
-    points = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.float32)
-
-    @tf.function(autograph=False, input_signature=(ends, ends) + points)
-    def classify(first, second, rows, t):
-        a = tf.gather(first, rows)
-        b = tf.gather(second, rows)
-        # Broadcast t over the feature axes: (n, 1, ..., 1).
-        t_shape = tf.concat([tf.shape(t), tf.ones_like(tf.shape(a)[1:])], axis=0)
-        outputs = run_layers(tail, a + tf.reshape(t, t_shape) * (b - a))
-        top = tf.math.top_k(outputs, k=min(2, outputs.shape[-1])).values
-        return tf.argmax(outputs, axis=-1), top[:, 0] - top[:, -1]
-
-    return classify
-
-
-def count_changes_adaptively(classify, n_paths: int, n_points: int, *, coarse_points: int,
-                             refine_margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """Class changes along paths on a grid of ``n_points``, evaluating only where a change may be.
-
-    See ``adaptive_classes`` for the rule. Returns ``(changes, evaluations)``, both int arrays of
-    shape ``(n_paths,)``: class changes between consecutive evaluated points (never more than the
-    dense grid's count, and equal to it unless an interval with agreeing ends was left out while
-    it leaves and re-enters the class) and points evaluated per path.
-    """
-    filled, evaluations = adaptive_classes(classify, n_paths, n_points, coarse_points=coarse_points,
-                                           refine_margin=refine_margin)
-    return np.sum(filled[:, 1:] != filled[:, :-1], axis=1), evaluations
+    return PathPoints(model, starts, ends, layer, batch_size).grid(np.asarray(positions, dtype=np.float32))
 
 
 def adaptive_classes(classify, n_paths: int, n_points: int, *, coarse_points: int,

@@ -186,7 +186,7 @@ register("fragmentation_penultimate", fragmentation.fragmentation_score,
 register("fragmentation_middle", fragmentation.fragmentation_score,
          "class changes per path between same-class pairs, interpolating the representations at "
          "the middle hidden layer with a nonlinearity", layer="middle")
-# The variants the research suggests (README, "Which fragmentation"): every hidden layer, local
+# The variants the research suggests (docs/study.md, "The variants"): every hidden layer, local
 # pairs, changes per unit length, and continuous companions of the count.
 register("fragmentation_hidden", fragmentation.fragmentation_score,
          "class changes per same-class path at every hidden layer with a nonlinearity (each layer's "

@@ -1,14 +1,13 @@
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
-from complexity_measure.callbacks import (FragmentationMonitor, fragmentation_forward_passes,
-                                          fragmentation_monitor_class)
-from complexity_measure.fragmentation import DEFAULT_N_PAIRS, DEFAULT_N_POINTS, fragmentation_score
-from complexity_measure.registry import get_measure
+from complexity_measure.callbacks import FragmentationMonitor, fragmentation_monitor_class
+from complexity_measure.fragmentation import DEFAULT_N_POINTS, fragmentation_score, fragmentation_with_cost
 
 PHASE = 0.1  # keeps the class boundaries off the path's grid points and ends
 # Class changes along the path from x=0 to x=1 at each epoch, set by ScheduledFrequency.
@@ -119,7 +118,9 @@ def test_measure_params_reach_the_registered_measure():
     value = monitor.measure_now()
     assert value == fragmentation_score(model, x, y, pairs="any", n_pairs=64, seed=5)
     assert monitor.name == "fragmentation_any"
-    assert monitor.last_cost["forward_passes"] == 64 * DEFAULT_N_POINTS
+    # Adaptive counting evaluates part of the dense grid: the monitor reports what the measure made.
+    passes = fragmentation_with_cost(model, x, y, pairs="any", n_pairs=64, seed=5).forward_passes
+    assert monitor.last_cost["forward_passes"] == passes and 64 * 5 <= passes < 64 * DEFAULT_N_POINTS
 
 
 def test_measuring_changes_no_weight_and_no_statistic(keras):
@@ -166,7 +167,7 @@ def test_training_with_the_monitor_gives_the_same_weights_as_without(keras):
 
 def test_cost_is_stated_per_call(keras, capsys):
     model = sine_model(keras)
-    monitor = FragmentationMonitor(X, Y, keras=keras, layer=0, n_pairs=10, n_points=9)
+    monitor = FragmentationMonitor(X, Y, keras=keras, layer=0, n_pairs=10, n_points=9, counting="dense")
     monitor.set_model(model)
     monitor.on_epoch_end(0, {})
     line = capsys.readouterr().out.strip()
@@ -177,14 +178,17 @@ def test_cost_is_stated_per_call(keras, capsys):
 
 
 def test_forward_passes_follow_the_registered_parameters():
-    penultimate = get_measure("fragmentation_penultimate")  # layer=-2 is fixed by the registry
-    assert fragmentation_forward_passes(penultimate, {}) == DEFAULT_N_PAIRS * DEFAULT_N_POINTS + 2 * DEFAULT_N_PAIRS
-    assert fragmentation_forward_passes(penultimate, {"n_pairs": 8, "layer": None}) == 8 * DEFAULT_N_POINTS
-    assert fragmentation_forward_passes(get_measure("jacobian_norm"), {}) is None
-    monitor = FragmentationMonitor(np.zeros((4, 3), np.float32), [0, 1, 0, 1], measure="fragmentation_penultimate",
-                                   n_pairs=8)
-    assert monitor.function.parameters["layer"] == -2 and monitor.function.parameters["n_pairs"] == 8
-    assert monitor.forward_passes == 8 * DEFAULT_N_POINTS + 2 * 8
+    model = sine_model(tf.keras)
+    penultimate = FragmentationMonitor(X, Y, measure="fragmentation_penultimate", n_pairs=8, counting="dense",
+                                       verbose=0)  # layer=-2 is fixed by the registry
+    assert penultimate.function.parameters["layer"] == -2 and penultimate.function.parameters["n_pairs"] == 8
+    penultimate.set_model(model)
+    penultimate.measure_now()
+    assert penultimate.last_cost["forward_passes"] == 8 * DEFAULT_N_POINTS + 2 * 8  # points + path ends
+    jacobian = FragmentationMonitor(X, Y, measure="jacobian_norm", verbose=0)
+    jacobian.set_model(model)
+    jacobian.measure_now()
+    assert jacobian.last_cost["forward_passes"] is None
 
 
 def test_one_class_per_keras_each_a_subclass_of_its_callback(keras):
@@ -222,4 +226,6 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
     logged = pd.read_csv(tmp_path / "training.csv")
     assert len(logged) == 4 and logged["fragmentation"].notna().all()
     assert logged["fragmentation_penultimate"].notna().tolist() == [True, False, True, False]
-    assert f"{256 * DEFAULT_N_POINTS}}}" in capsys.readouterr().out
+    # The passes the measure made: adaptive counting evaluates 5 to 17 points of each of 256 paths.
+    passes = int(re.search(r"'forward_passes': (\d+)}", capsys.readouterr().out).group(1))
+    assert 256 * 5 <= passes <= 256 * DEFAULT_N_POINTS

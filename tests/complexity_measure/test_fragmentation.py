@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from complexity_measure.fragmentation import (adaptive_path_class_changes, aggregate_changes,
-                                              count_changes_adaptively, draw_pairs, fragmentation_score,
-                                              path_class_changes, path_point_predictions, path_positions)
+from complexity_measure.fragmentation import (adaptive_classes, aggregate_changes, class_changes, draw_pairs,
+                                              fragmentation_score, fragmentation_with_cost, path_classes,
+                                              path_point_predictions, path_positions)
 
 PHASE = 0.1  # keeps the class boundaries off the path's grid points and ends
 
@@ -35,13 +35,32 @@ def constant_classifier(keras, n_features=4, n_classes=3):
     return model
 
 
+def dense_changes(model, starts, ends, positions, **options):
+    """Class changes per path on the dense grid (the measure's evaluator, every point classified)."""
+    paths = path_classes(model, starts, ends, positions, counting="dense", **options)
+    assert paths.evaluations.tolist() == [len(positions)] * len(starts)
+    return class_changes(paths.classes)
+
+
+def adaptive_counts(model, starts, ends, positions, **options):
+    """``(changes, evaluations)`` per path with adaptive counting."""
+    paths = path_classes(model, starts, ends, positions, counting="adaptive", **options)
+    return class_changes(paths.classes), paths.evaluations
+
+
 def adaptive_changes(model, starts, ends, positions, **options):
-    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions, **options)
+    changes, evaluations = adaptive_counts(model, starts, ends, positions, **options)
     assert np.all(evaluations <= len(positions))
     return changes
 
 
-COUNTERS = {"dense": path_class_changes, "adaptive": adaptive_changes}
+def count_adaptively(classify, n_paths, n_points, **options):
+    """The adaptive rule replayed on a lookup: ``(changes, evaluations)`` per path."""
+    classes, evaluations = adaptive_classes(classify, n_paths, n_points, **options)
+    return class_changes(classes), evaluations
+
+
+COUNTERS = {"dense": dense_changes, "adaptive": adaptive_changes}
 
 
 @pytest.mark.parametrize("counting", COUNTERS)
@@ -59,7 +78,7 @@ def test_counts_are_per_path_and_independent_of_batching(keras):
     starts = np.zeros_like(ends)
     expected = [int(np.sum((np.arange(1, 6) - PHASE / math.pi) / 5 < end)) for end in ends[:, 0]]
     for batch_size in (1, 7, 64, 10_000):  # chunks of 1 path .. all paths; padded last chunk
-        changes = path_class_changes(model, starts, ends, path_positions(201), batch_size=batch_size)
+        changes = dense_changes(model, starts, ends, path_positions(201), batch_size=batch_size)
         assert changes.tolist() == expected
         # 9 coarse points: at the default 3 the path to 0.8 is aliased (see the test on misses).
         changes = adaptive_changes(model, starts, ends, path_positions(201), batch_size=batch_size,
@@ -75,7 +94,7 @@ def test_batched_counts_match_a_plain_loop_on_a_random_network():
     rng = np.random.default_rng(0)
     starts, ends = rng.normal(size=(2, 23, 5)).astype(np.float32) * 3
     positions = path_positions(17, extend=0.5)
-    changes = path_class_changes(model, starts, ends, positions, batch_size=50)
+    changes = dense_changes(model, starts, ends, positions, batch_size=50)
     for start, end, count in zip(starts, ends, changes):
         points = start + positions[:, None] * (end - start)
         classes = model(points).numpy().argmax(axis=1)
@@ -108,15 +127,13 @@ def test_adaptive_finds_a_narrow_excursion_between_coarse_points(keras):
     # and lies inside the coarse interval [0, 0.5] with class 0 at both of its ends.
     model = excursion_classifier(keras, centre=0.42, half_width=0.02)
     starts, ends, positions = np.zeros((1, 1)), np.ones((1, 1)), path_positions(33)
-    assert path_class_changes(model, starts, ends, positions).tolist() == [2]
+    assert dense_changes(model, starts, ends, positions).tolist() == [2]
     # Plain bisection (refine_margin=0) never looks inside and misses both changes...
-    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions, coarse_points=3,
-                                                       refine_margin=0.0)
+    changes, evaluations = adaptive_counts(model, starts, ends, positions, coarse_points=3, refine_margin=0.0)
     assert changes.tolist() == [0] and evaluations.tolist() == [3]
     # ...the margin rule sees margins 0.40 + 0.06 at the ends of [0, 0.5], below 2 x slope 1 x 0.5,
     # and bisects down to the excursion, still evaluating fewer than the 33 points.
-    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions, coarse_points=3,
-                                                       refine_margin=2.0)
+    changes, evaluations = adaptive_counts(model, starts, ends, positions, coarse_points=3, refine_margin=2.0)
     assert changes.tolist() == [2] and evaluations[0] < 33
 
 
@@ -126,13 +143,13 @@ def test_adaptive_can_miss_a_spike_the_coarse_grid_gives_no_hint_of(keras):
     # a lower bound of the dense count; the benchmark measures how often it is not equal.
     model = excursion_classifier(keras, centre=0.42, half_width=None, bump=0.03)
     starts, ends, positions = np.zeros((1, 1)), np.ones((1, 1)), path_positions(33)
-    assert path_class_changes(model, starts, ends, positions).tolist() == [2]
+    assert dense_changes(model, starts, ends, positions).tolist() == [2]
     assert adaptive_changes(model, starts, ends, positions).tolist() == [0]
     # Aliasing: sin(5 pi h + 0.1) on h from 0 to 0.8 takes the same value at the 3 coarse points
     # (0, 0.4, 0.8), so the slope seen is 0 and the 4 boundaries go unseen with 3 coarse points.
     model = sine_classifier(keras, 5)
     starts, ends, positions = np.zeros((1, 1)), np.full((1, 1), 0.8), path_positions(201)
-    assert path_class_changes(model, starts, ends, positions).tolist() == [4]
+    assert dense_changes(model, starts, ends, positions).tolist() == [4]
     assert adaptive_changes(model, starts, ends, positions, coarse_points=3).tolist() == [0]
     assert adaptive_changes(model, starts, ends, positions, coarse_points=9).tolist() == [4]
 
@@ -154,14 +171,13 @@ def test_adaptive_evaluates_only_grid_points_and_never_counts_more_than_dense():
         return classes[rows, columns], margins[rows, columns]
 
     dense = np.sum(classes[:, 1:] != classes[:, :-1], axis=1)
-    changes, evaluations = count_changes_adaptively(classify, 200, 17, coarse_points=5, refine_margin=0.0)
+    changes, evaluations = count_adaptively(classify, 200, 17, coarse_points=5, refine_margin=0.0)
     assert np.all(changes <= dense) and np.all(evaluations >= 5) and np.all(evaluations <= 17)
     assert sum(asked) == evaluations.sum()
     # Coarse points, then one call per bisection round: 16 steps of 4 need at most 2 rounds.
     assert len(asked) <= 3
     # Refining everything evaluates every point and gives the dense count exactly.
-    changes, evaluations = count_changes_adaptively(lookup(classes, margins), 200, 17, coarse_points=5,
-                                                    refine_margin=1e9)
+    changes, evaluations = count_adaptively(lookup(classes, margins), 200, 17, coarse_points=5, refine_margin=1e9)
     assert changes.tolist() == dense.tolist() and evaluations.tolist() == [17] * 200
 
 
@@ -172,8 +188,8 @@ def test_bisection_is_exact_for_far_apart_boundaries():
     position = np.arange(n_points)[None, :]
     classes = (position > boundary[:, None]).astype(int)
     margins = np.abs(position - boundary[:, None])
-    changes, evaluations = count_changes_adaptively(lookup(classes, margins), 100, n_points, coarse_points=9,
-                                                    refine_margin=0.0)
+    changes, evaluations = count_adaptively(lookup(classes, margins), 100, n_points, coarse_points=9,
+                                            refine_margin=0.0)
     assert changes.tolist() == [1] * 100
     assert evaluations.tolist() == [9 + 3] * 100  # 8 steps bisected to 1: 3 more points
 
@@ -186,8 +202,8 @@ def test_adaptive_matches_dense_on_a_random_network(keras):
     rng = np.random.default_rng(0)
     starts, ends = rng.normal(size=(2, 64, 5)).astype(np.float32) * 3
     positions = path_positions(33, extend=0.5)
-    dense = path_class_changes(model, starts, ends, positions)
-    changes, evaluations = adaptive_path_class_changes(model, starts, ends, positions)
+    dense = dense_changes(model, starts, ends, positions)
+    changes, evaluations = adaptive_counts(model, starts, ends, positions)
     assert dense.sum() > 0
     assert np.all(changes <= dense) and np.mean(changes == dense) >= 0.95
     # This small random network changes class ~1.5 times per path, so the saving is modest here
@@ -419,3 +435,23 @@ def test_hidden_is_the_mean_over_the_hidden_layers_with_a_nonlinearity():
     per_layer = [fragmentation_score(model, inputs, labels, n_pairs=300, layer=index) for index in (0, 2)]
     assert max(per_layer) > 0
     assert fragmentation_score(model, inputs, labels, n_pairs=300, layer="hidden") == pytest.approx(np.mean(per_layer))
+
+
+@pytest.mark.parametrize("layer", [None, -2])
+def test_the_measure_reports_the_forward_passes_it_made(layer):
+    tf.keras.utils.set_random_seed(4)
+    model = tf.keras.Sequential([tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(3)])
+    model.build([0, 4])
+    rng = np.random.default_rng(2)
+    inputs = rng.normal(size=(50, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, size=50)
+    result = fragmentation_with_cost(model, inputs, labels, n_pairs=40, layer=layer)
+    assert result.value == fragmentation_score(model, inputs, labels, n_pairs=40, layer=layer)
+    first, second = draw_pairs(inputs, labels, n_pairs=40)
+    _, evaluations = adaptive_counts(model, inputs[first], inputs[second], path_positions(17, 0.5), layer=layer)
+    ends = 0 if layer is None else 2 * 40  # both ends of every path through the first layer
+    assert result.forward_passes == evaluations.sum() + ends
+    dense = fragmentation_with_cost(model, inputs, labels, n_pairs=40, layer=layer, counting="dense")
+    assert dense.forward_passes == 40 * 17 + ends
+    with pytest.raises(TypeError, match="no parameter"):
+        fragmentation_with_cost(model, inputs, labels, n_pair=40)
