@@ -7,7 +7,7 @@ TF_EXTRA ?= cpu
 
 DATA ?= data
 TASK ?= mnist_vgg
-MEASURE ?= fragmentation
+MEASURE ?= fragmentation_davies_bouldin
 # Measure parameters, e.g. PARAMS="n_pairs=1024 layer=-2"
 PARAMS ?=
 OUT ?= results/$(MEASURE)

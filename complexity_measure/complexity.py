@@ -31,9 +31,12 @@ else:
 
 
 def complexity(model, dataset, program_dir=None):
-    """The fragmentation score of a trained PGDL model on its training data.
+    """The default measure of a trained PGDL model on its training data.
 
-    ``model`` is the kit's Sequential Keras classifier (Keras 3 or Keras 2); ``dataset`` the
+    The default (``registry.DEFAULT_MEASURE``) is ``fragmentation_davies_bouldin``: class changes
+    per same-class path in the input space times the hidden layers' mean Davies-Bouldin index
+    (needs scikit-learn, as the PGDL winner's entry did). ``model`` is the kit's Sequential Keras
+    classifier (Keras 3 or Keras 2); ``dataset`` the
     unbatched ``tf.data.Dataset`` of ``(inputs, label)`` training pairs. ``program_dir`` is passed
     by a later version of the kit and is not needed. Returns a float, larger for a larger expected
     generalization gap, the same every time for the same model and data.

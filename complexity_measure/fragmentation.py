@@ -372,7 +372,7 @@ def _nearest_in_class(inputs: np.ndarray, starts: np.ndarray, counts: np.ndarray
 
     ``inputs`` are in canonical order, so the classes are the blocks ``starts[c]`` ..
     ``starts[c] + counts[c]``. Squared Euclidean distances in float64 from one matrix product per
-    class and chunk of rows: numpy alone, as the PGDL drop-in has no scikit-learn to rely on.
+    class and chunk of rows: numpy alone, so that fragmentation by itself needs no scikit-learn.
     """
     flat = inputs.reshape(len(inputs), -1)
     table = np.full((len(inputs), k), -1, dtype=np.int64)

@@ -124,7 +124,7 @@ def early_layer_davies_bouldin(model, inputs, labels, *, layer: int | None = Non
     -------
     float >= 0; larger means classes less separated (a larger expected gap).
     """
-    from sklearn.metrics import davies_bouldin_score  # only here: the drop-in needs no scikit-learn
+    from sklearn.metrics import davies_bouldin_score  # here: only the clustering measures need scikit-learn
 
     for name, value in (("pool_size", pool_size), ("group_size", group_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -153,7 +153,7 @@ def davies_bouldin_per_layer(model, inputs, labels, *, layers=None,
     clustering (tight classes far apart). ``layers`` as in ``channel_sparsity_per_layer``.
     Returns a dict from layer index to the index.
     """
-    from sklearn.metrics import davies_bouldin_score  # only here: the drop-in needs no scikit-learn
+    from sklearn.metrics import davies_bouldin_score  # here: only the clustering measures need scikit-learn
     return _clustering_per_layer(davies_bouldin_score, model, inputs, labels, layers, n_examples, seed,
                                  batch_size)
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from complexity_measure.complexity import complexity
 from complexity_measure.fragmentation import fragmentation_score
+from complexity_measure.representation import davies_bouldin_measure
 from pgdl_harness.cli import main
 from complexity_measure.dataset import dataset_to_arrays, example_hashes
 from pgdl_harness.loading import load_arrays, load_dataset, load_model, shard_paths, shards_dataset
@@ -20,11 +21,13 @@ from pgdl_harness.loading import load_arrays, load_dataset, load_model, shard_pa
 from ..conftest import DATA, REPO, TOY_TASK
 
 
-def test_complexity_is_the_default_fragmentation_score_as_a_float(toy_task):
+def test_complexity_is_the_default_measure_as_a_float(toy_task):
+    """The default: fragmentation at its defaults times the hidden layers' Davies-Bouldin index."""
     model = load_model(toy_task.model_folder("model_4"))
     value = complexity(model, load_dataset(toy_task))
     assert isinstance(value, float)
-    assert value == fragmentation_score(model, *load_arrays(toy_task))
+    inputs, labels = load_arrays(toy_task)
+    assert value == fragmentation_score(model, inputs, labels) * davies_bouldin_measure(model, inputs, labels)
     assert complexity(model, load_dataset(toy_task), program_dir="/somewhere") == value
 
 

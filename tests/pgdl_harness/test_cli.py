@@ -55,7 +55,8 @@ def test_score_writes_predictions_with_their_provenance_and_reuses_cached_values
     ("n_pairs", "expected a measure parameter as name=value"),
 ])
 def test_bad_parameters_are_one_line_errors(tmp_path, capsys, param, message):
-    assert main(["score", "--data", "data", "--task", "toy_data", "--out", str(tmp_path), "--param", param]) == 2
+    assert main(["score", "--data", "data", "--task", "toy_data", "--out", str(tmp_path), "--measure", "fragmentation",
+                 "--param", param]) == 2
     assert message in capsys.readouterr().err
 
 
