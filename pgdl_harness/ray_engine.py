@@ -129,8 +129,8 @@ class RayEngine:
         ray = self._ray
         self.check_task_folder(task)
         inputs_ref, labels_ref = ray.put(inputs), ray.put(labels)
-        options = {"num_cpus": self.task_cpus, "num_gpus": self.task_gpus}
-        pending = {self._measure.options(**options).remote(task, model_id, {label: runs[label] for label in needed},
+        resources = {"num_cpus": self.task_cpus, "num_gpus": self.task_gpus}
+        pending = {self._measure.options(**resources).remote(task, model_id, {label: runs[label] for label in needed},
                                                            inputs_ref, labels_ref, options): (model_id, needed)
                    for model_id, needed in jobs}
         try:
@@ -141,10 +141,12 @@ class RayEngine:
                     yield ray.get(ready[0])
                 except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                         ray.exceptions.RayTaskError, ray.exceptions.ObjectLostError) as error:
-                    reason = str(error).strip().splitlines()[0]
+                    cause = getattr(error, "cause", None)  # a task's own exception, not Ray's wrapper
+                    reason = (f"{type(cause).__name__}: {cause}" if cause is not None
+                              else f"{type(error).__name__}: {error}").strip().splitlines()[0]
                     yield ModelOutcome(model_id, failures=dict.fromkeys(
                         needed, f"{task.model_folder(model_id)}: the Ray worker measuring it was lost "
-                                f"{LOST_WORKER_RETRIES} times ({type(error).__name__}: {reason})"))
+                                f"{LOST_WORKER_RETRIES} times ({reason})"))
         finally:
             for ref in pending:  # an interrupted or budget-stopped driver cancels what is left
                 ray.cancel(ref, force=True)
