@@ -130,14 +130,22 @@ class WorkerEngine:
                         busy[worker] = (model_id, needed, deadline)
                         with contextlib.suppress(OSError):  # a worker that dies now is met below, by its exit
                             worker.send_job(task, model_id, {label: runs[label] for label in needed}, data, options)
-                soonest = min(deadline for _, _, deadline in busy.values())
+                # A worker still starting has no clock yet (its model's starts when it is ready).
+                soonest = min((deadline for worker, (_, _, deadline) in busy.items() if worker.ready),
+                              default=float("inf"))
                 timeout = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
                 wait([handle for worker in busy for handle in (worker.connection, worker.process.sentinel)], timeout)
                 for worker in list(busy):
                     model_id, needed, deadline = busy[worker]
+                    starting = not worker.ready
                     outcome = worker.poll()
-                    if outcome is None and worker.process.is_alive() and time.monotonic() < deadline:
-                        continue  # still measuring
+                    if starting and worker.ready and self.model_timeout:
+                        # The model's clock starts when its worker has started (TensorFlow imported).
+                        deadline = time.monotonic() + self.model_timeout
+                        busy[worker] = (model_id, needed, deadline)
+                    if outcome is None and worker.process.is_alive() and (not worker.ready
+                                                                          or time.monotonic() < deadline):
+                        continue  # still starting or measuring
                     del busy[worker]
                     if outcome is None:
                         if not worker.ready and not worker.process.is_alive():

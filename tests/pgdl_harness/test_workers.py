@@ -68,13 +68,13 @@ def hostile_task(tmp_path):
 def test_a_killed_a_hung_and_an_oversized_model_lose_only_themselves(hostile_task, tmp_path):
     measures = {"faulty": fault_measures.kill_or_hang}
     out = tmp_path / "out"
-    with WorkerEngine(2, model_timeout=20) as engine:
+    with WorkerEngine(2, model_timeout=10) as engine:
         run = run_measures(hostile_task, measures, out, engine=engine, progress=False)
         assert engine.replaced == 2
     failures = run.failures["faulty"]
     assert sorted(failures) == ["model_3", "model_5", "model_7"]
     assert failures["model_3"].endswith("model_3: worker killed by signal 9 (SIGKILL) while measuring model_3")
-    assert "model_5: took longer than the model timeout of 20 s" in failures["model_5"]
+    assert "model_5: took longer than the model timeout of 10 s" in failures["model_5"]
     assert "model_7/config.json: the layers would hold 12,000,000,002 parameters" in failures["model_7"]
     assert all("\n" not in reason for reason in failures.values())
     healthy = sorted(set(hostile_task.model_ids) - set(failures))
@@ -85,7 +85,7 @@ def test_a_killed_a_hung_and_an_oversized_model_lose_only_themselves(hostile_tas
         assert run.results["faulty"][model_id].value == pytest.approx(width + float(inputs[0, 0]), rel=1e-6)
 
     # A second run reads the three failures from the cache and measures nothing.
-    with WorkerEngine(2, model_timeout=20) as engine:
+    with WorkerEngine(2, model_timeout=10) as engine:
         again = run_measures(hostile_task, measures, out, engine=engine, progress=False)
         assert engine.replaced == 0
     assert again.workers == {} and again.cached_failures == {"faulty": 3}
@@ -94,7 +94,7 @@ def test_a_killed_a_hung_and_an_oversized_model_lose_only_themselves(hostile_tas
                for reason in again.failures["faulty"].values())
 
     # Asked to, it measures them again (the killed one is killed again).
-    with WorkerEngine(2, model_timeout=20) as engine:
+    with WorkerEngine(2, model_timeout=10) as engine:
         retried = run_measures(hostile_task, {"faulty": fault_measures.kill_or_hang}, out, engine=engine,
                                progress=False, retry_failed=True)
         assert engine.replaced == 2
