@@ -143,26 +143,40 @@ def _train_one(split, settings: Settings, width: int, seed: int) -> tuple[dict, 
 
 
 def summarise(finals: pd.DataFrame, threshold: float) -> dict:
-    """Where the test error and each fragmentation peak (widths of the means over seeds), the
+    """Where the test error and each fragmentation peak (``double_descent_peak`` of the means over seeds), the
     threshold, and how each fragmentation follows the test error over widths: Spearman's rho of
     the means over seeds (with its p-value), over all widths and over the widths up to the
     test error's peak and from it on (the rise and the second descent)."""
     from scipy import stats
 
     mean = finals.groupby("width").mean(numeric_only=True)
-    peak = int(mean["test_error"].idxmax())
+    peak = int(double_descent_peak(mean["test_error"]))
     summary = {"interpolation threshold width": threshold, "peak test error width": peak,
-               "peak test error": round(float(mean["test_error"].max()), 4),
+               "peak test error": round(float(mean["test_error"].loc[peak]), 4),
                "test error at the smallest width": round(float(mean["test_error"].iloc[0]), 4),
                "test error at the largest width": round(float(mean["test_error"].iloc[-1]), 4)}
     for measure in MEASURES:
-        summary[f"peak {measure} width"] = int(mean[measure].idxmax())
+        summary[f"peak {measure} width"] = int(double_descent_peak(mean[measure]))
         for part, rows in (("all widths", mean), ("up to the peak", mean.loc[:peak]), ("from the peak", mean.loc[peak:])):
             if len(rows) >= 3 and np.ptp(rows[measure]) > 0:
                 result = stats.spearmanr(rows[measure], rows["test_error"])
                 summary[f"{measure} rho, {part}"] = round(float(result.statistic), 3)
                 summary[f"{measure} p, {part}"] = round(float(result.pvalue), 4)
     return summary
+
+
+def double_descent_peak(curve: pd.Series):
+    """The width of a curve's double-descent peak: its maximum after its first local minimum.
+
+    A test error first falls with width (under-fitting), rises to a peak near interpolation and
+    falls again; the largest value at the smallest widths is not that peak. A curve that never
+    rises again has no such peak: its global maximum's width is returned.
+    """
+    values = curve.to_numpy()
+    rises = np.flatnonzero(np.diff(values) > 0)
+    if len(rises) == 0:
+        return curve.idxmax()
+    return curve.iloc[rises[0]:].idxmax()
 
 
 def _fraction_of_noisy_labels_fitted(model, split) -> float:

@@ -221,3 +221,10 @@ def test_batchnorm_miniature_measures_every_hidden_layer_of_every_model(tmp_path
     row = differences[(differences["property"] == "silhouette") & (differences["layer"].astype(str) == "1")].iloc[0]
     assert row["difference"] == pytest.approx(row["with_batchnorm"] - row["without_batchnorm"])
     assert (tmp_path / "batchnorm.png").is_file()
+
+
+def test_the_double_descent_peak_is_the_maximum_after_the_first_descent():
+    widths = [2, 4, 8, 16, 32, 64]
+    assert double_descent.double_descent_peak(pd.Series([0.5, 0.2, 0.25, 0.3, 0.2, 0.1], index=widths)) == 16
+    assert double_descent.double_descent_peak(pd.Series([0.2, 0.3, 0.25, 0.2, 0.1, 0.1], index=widths)) == 4
+    assert double_descent.double_descent_peak(pd.Series([0.5, 0.4, 0.3, 0.2, 0.1, 0.05], index=widths)) == 2
