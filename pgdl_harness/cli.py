@@ -143,11 +143,6 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                          help="GPUs per model's Ray task (default 0)")
 
 
-def _default_workers() -> int:
-    from .workers import default_workers
-    return default_workers()
-
-
 def _engine(args):
     """The engine the command line asks for (a context manager that stops what it started)."""
     import contextlib
@@ -156,19 +151,17 @@ def _engine(args):
     if args.engine == "local":
         if args.address:
             raise HarnessError("--address is for --engine ray")
-        workers = _default_workers() if args.workers is None else args.workers
+        from .workers import WorkerEngine, default_workers
+        workers = default_workers() if args.workers is None else args.workers
         if getattr(args, "budget", None) is not None:
             if args.workers not in (None, 1):
                 raise HarnessError("--budget follows the kit's one-model-at-a-time clock: use it with --workers 1")
             workers = 1
-        if workers == 0:
-            raise HarnessError("--workers must be 1 or more")
         if workers == 1:
             if args.model_timeout is not None:
                 raise HarnessError("--model-timeout needs worker processes (--workers 2 or more): a model measured "
                                    "in this process cannot be stopped")
             return contextlib.nullcontext(LocalEngine())
-        from .workers import WorkerEngine
         return WorkerEngine(workers, model_timeout=args.model_timeout, verbose=args.verbose)
     if args.workers is not None or args.model_timeout is not None:
         raise HarnessError("--workers and --model-timeout are for the local engine; Ray sizes its own workers")

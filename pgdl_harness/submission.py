@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import sys
@@ -49,17 +50,18 @@ class SubmissionMeasure:
 
     @property
     def function(self):
+        """The submission's ``complexity``, with ``program_dir`` bound when it takes it (later kit)."""
         if self._function is None:
-            self._function = _import_complexity(self.folder)
+            function = _import_complexity(self.folder)
+            if "program_dir" in inspect.signature(function).parameters:
+                function = functools.partial(function, program_dir=str(self.folder))
+            self._function = function
         return self._function
 
     def __call__(self, model, inputs, labels):
-        function = self.function
         # The same element types as the kit's reader: float32 inputs, scalar int32 labels.
         dataset = tf.data.Dataset.from_tensor_slices((inputs, np.asarray(labels, dtype=np.int32)))
-        if "program_dir" in inspect.signature(function).parameters:
-            return function(model, dataset, program_dir=str(self.folder))
-        return function(model, dataset)
+        return self.function(model, dataset)
 
 
 def _import_complexity(folder: Path):

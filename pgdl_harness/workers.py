@@ -115,7 +115,9 @@ class WorkerEngine:
         to ``measure_model``."""
         data = (f"{task.folder}:{id(inputs)}:{len(inputs)}", inputs, labels)
         queue = deque(jobs)
-        busy: dict[_Worker, tuple[str, list[str], float]] = {}  # worker -> (model_id, needed, deadline)
+        # worker -> (model_id, needed, deadline); a model's clock starts when its worker is ready
+        # (TensorFlow imported): until then its deadline is infinite.
+        busy: dict[_Worker, tuple[str, list[str], float]] = {}
         while len(self._pool) < min(self.workers, len(jobs)):
             self._pool.append(_Worker(self._context, self.threads, self.verbose))
         try:
@@ -126,25 +128,20 @@ class WorkerEngine:
                             worker.kill()
                             worker = self._pool[index] = _Worker(self._context, self.threads, self.verbose)
                         model_id, needed = queue.popleft()
-                        deadline = time.monotonic() + self.model_timeout if self.model_timeout else float("inf")
-                        busy[worker] = (model_id, needed, deadline)
+                        busy[worker] = (model_id, needed, self._deadline(worker))
                         with contextlib.suppress(OSError):  # a worker that dies now is met below, by its exit
                             worker.send_job(task, model_id, {label: runs[label] for label in needed}, data, options)
-                # A worker still starting has no clock yet (its model's starts when it is ready).
-                soonest = min((deadline for worker, (_, _, deadline) in busy.items() if worker.ready),
-                              default=float("inf"))
+                soonest = min(deadline for _, _, deadline in busy.values())
                 timeout = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
                 wait([handle for worker in busy for handle in (worker.connection, worker.process.sentinel)], timeout)
                 for worker in list(busy):
                     model_id, needed, deadline = busy[worker]
                     starting = not worker.ready
                     outcome = worker.poll()
-                    if starting and worker.ready and self.model_timeout:
-                        # The model's clock starts when its worker has started (TensorFlow imported).
-                        deadline = time.monotonic() + self.model_timeout
+                    if starting and worker.ready:
+                        deadline = self._deadline(worker)
                         busy[worker] = (model_id, needed, deadline)
-                    if outcome is None and worker.process.is_alive() and (not worker.ready
-                                                                          or time.monotonic() < deadline):
+                    if outcome is None and worker.process.is_alive() and time.monotonic() < deadline:
                         continue  # still starting or measuring
                     del busy[worker]
                     if outcome is None:
@@ -162,6 +159,12 @@ class WorkerEngine:
             for worker in busy:  # an interrupted driver: what is still running is abandoned
                 worker.kill()
                 self._pool.remove(worker)
+
+    def _deadline(self, worker: "_Worker") -> float:
+        """When the model ``worker`` measures runs out of time: never while it is still starting."""
+        if self.model_timeout is None or not worker.ready:
+            return float("inf")
+        return time.monotonic() + self.model_timeout
 
     def _lost(self, worker: "_Worker", model_id: str, *, timed_out: bool) -> str:
         """Replace a worker that died or overran on ``model_id``; the one-line reason."""

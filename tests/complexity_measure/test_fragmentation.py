@@ -255,13 +255,18 @@ def test_hidden_layer_interpolates_representations(keras, counting):
     assert count(model, np.array([[0.2]]), np.array([[0.7]]), positions, layer=1).tolist() == [1]
 
 
+def random_classifier_and_data(hidden, n_features, n_examples, *, model_seed, data_seed):
+    """A random ReLU net with 3 classes and random labelled inputs (normal, shape ``(n_examples, n_features)``)."""
+    tf.keras.utils.set_random_seed(model_seed)
+    model = tf.keras.Sequential([tf.keras.layers.Dense(hidden, activation="relu"), tf.keras.layers.Dense(3)])
+    model.build([0, n_features])
+    rng = np.random.default_rng(data_seed)
+    inputs = rng.normal(size=(n_examples, n_features)).astype(np.float32)
+    return model, inputs, rng.integers(0, 3, size=n_examples)
+
+
 def test_same_seed_same_score_other_seed_other_pairs():
-    tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([tf.keras.layers.Dense(64, activation="relu"), tf.keras.layers.Dense(3)])
-    model.build([0, 2])
-    rng = np.random.default_rng(5)
-    inputs = rng.normal(size=(300, 2)).astype(np.float32)
-    labels = rng.integers(0, 3, size=300)
+    model, inputs, labels = random_classifier_and_data(64, 2, 300, model_seed=0, data_seed=5)
     first = fragmentation_score(model, inputs, labels, n_pairs=200, seed=11)
     assert fragmentation_score(model, inputs, labels, n_pairs=200, seed=11) == first
     pairs_a = draw_pairs(inputs, labels, n_pairs=200, seed=11)
@@ -439,12 +444,7 @@ def test_hidden_is_the_mean_over_the_hidden_layers_with_a_nonlinearity():
 
 @pytest.mark.parametrize("layer", [None, -2])
 def test_the_measure_reports_the_forward_passes_it_made(layer):
-    tf.keras.utils.set_random_seed(4)
-    model = tf.keras.Sequential([tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(3)])
-    model.build([0, 4])
-    rng = np.random.default_rng(2)
-    inputs = rng.normal(size=(50, 4)).astype(np.float32)
-    labels = rng.integers(0, 3, size=50)
+    model, inputs, labels = random_classifier_and_data(16, 4, 50, model_seed=4, data_seed=2)
     result = fragmentation_with_cost(model, inputs, labels, n_pairs=40, layer=layer)
     assert result.value == fragmentation_score(model, inputs, labels, n_pairs=40, layer=layer)
     first, second = draw_pairs(inputs, labels, n_pairs=40)
