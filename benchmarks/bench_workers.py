@@ -2,13 +2,15 @@
 
 1. ``score`` (the default measure) and ``compare`` (the default, ``davies_bouldin`` and
    ``parameter_norm``) on every model of the bundled image tasks, from an empty cache, in this
-   process and with 2 worker processes (and more where the machine has the cores). Worker
-   start-up (TensorFlow's import in each) is counted: it is what a user waits for. The values
-   must be identical.
+   process and with 2 worker processes (and more where the machine has the cores), twice with
+   the same engine: the first pass counts the workers' start-up (TensorFlow's import in each, what
+   a user waits for once per command), the second is the throughput of workers already running
+   (what a command over many models gets). The values must be identical.
 2. The task generator: two small tasks of the development suite's shape built one after the
    other and by two workers at once (models per minute), and the built tasks' accuracies compared.
 
-Prints seconds per model, models per minute and the speed-ups, all from one run (timings on
+Prints seconds per model (first pass, and warm: the second pass), models per minute and the
+speed-ups, all from one run (timings on
 shared machines vary by 30% between runs: read the ratios). Usage: python benchmarks/bench_workers.py
 """
 
@@ -34,17 +36,24 @@ IMAGE_TASKS = ("mnist_vgg", "mnist_nin_bn")
 JOBS = {"score": (DEFAULT_MEASURE,), "compare": (DEFAULT_MEASURE, "davies_bouldin", "parameter_norm")}
 
 
-def timed(tasks, names, engine_factory, out: Path) -> tuple[float, dict]:
-    """Wall seconds to measure every model of ``tasks`` (engine start-up included), and the values."""
+def timed(tasks, names, engine_factory, out: Path) -> tuple[list[float], dict]:
+    """Wall seconds of two passes over every model of ``tasks`` with one engine (its start-up in the
+    first), each from an empty cache, and the values (the same in both passes)."""
+    passes, values = [], None
     start = time.perf_counter()
-    values = {}
     with engine_factory() as engine:
-        for task in tasks:
-            run = run_measures(task, {name: get_measure(name) for name in names}, out, engine=engine,
-                               progress=False)
-            assert all(run.complete(name) for name in names), run.failures
-            values[task.name] = {name: {m: r.value for m, r in run.results[name].items()} for name in names}
-    return time.perf_counter() - start, values
+        for attempt in ("cold", "warm"):
+            found = {}
+            for task in tasks:
+                run = run_measures(task, {name: get_measure(name) for name in names}, out / attempt,
+                                   engine=engine, progress=False)
+                assert all(run.complete(name) for name in names), run.failures
+                found[task.name] = {name: {m: r.value for m, r in run.results[name].items()} for name in names}
+            assert values is None or found == values, "the two passes gave other values"
+            values = found
+            passes.append(time.perf_counter() - start)
+            start = time.perf_counter()
+    return passes, values
 
 
 class _InProcess(LocalEngine):
@@ -64,7 +73,7 @@ def bench_engines() -> None:
     tasks = find_tasks(REPO / "data", list(IMAGE_TASKS))
     models = sum(len(task.model_ids) for task in tasks)
     print(f"{' + '.join(IMAGE_TASKS)}: {models} models; machine cores: {machine_cores()}")
-    print(f"{'command':<8} {'engine':<10} {'s/model':>8} {'speed-up':>9}")
+    print(f"{'command':<8} {'engine':<10} {'s/model':>8} {'speed-up':>9} {'s/model warm':>13} {'speed-up':>9}")
     with tempfile.TemporaryDirectory() as scratch:
         for job, names in JOBS.items():
             baseline, reference = None, None
@@ -73,7 +82,8 @@ def bench_engines() -> None:
                 if reference is None:
                     baseline, reference = seconds, values
                 assert values == reference, f"{label} gave other values than one process"
-                print(f"{job:<8} {label:<10} {seconds / models:>8.2f} {baseline / seconds:>8.2f}x")
+                print(f"{job:<8} {label:<10} {seconds[0] / models:>8.2f} {baseline[0] / seconds[0]:>8.2f}x "
+                      f"{seconds[1] / models:>13.2f} {baseline[1] / seconds[1]:>8.2f}x")
     print("values identical for every engine")
 
 

@@ -218,8 +218,9 @@ def _add_optional_commands(commands) -> None:
 def run_score(args) -> int:
     from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
 
-    from .report import TaskReport, report_task_run
-    from .runner import MeasureRun, run_measures
+    from .outputs import write_run_files
+    from .report import TaskReport, report_run
+    from .runner import run_tasks
     from .tasks import find_tasks
 
     tasks = find_tasks(args.data, args.task)
@@ -233,34 +234,21 @@ def run_score(args) -> int:
         measure = _measure_with_params(args.measure, args.param)
         label, max_examples = args.measure, args.max_examples or DEFAULT_MAX_EXAMPLES
     reports, failed = [], False
-    exceeded = False
     with _engine(args) as engine:
-        for task in tasks:
-            if exceeded:
-                # The kit's clock runs on across tasks: once out of time, every later model is EXCEEDED.
-                run = _all_exceeded(task, MeasureRun.of(label, measure))
-            else:
-                try:
-                    run = run_measures(task, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
-                                       progress=not args.no_progress, budget=args.budget, engine=engine,
-                                       **_run_options(args))
-                except HarnessError as error:  # the task's data cannot be read: the other tasks go on
-                    print(f"failed: {error}", file=sys.stderr)
-                    reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {error}"))
-                    failed = True
-                    continue
-            exceeded = exceeded or bool(run.exceeded)
-            report = report_task_run(run, label, args.out, partial=args.partial, null=args.null,
-                                     bootstrap=args.bootstrap)
+        for task, run in run_tasks(tasks, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
+                                   progress=not args.no_progress, budget=args.budget, engine=engine,
+                                   **_run_options(args)):
+            if isinstance(run, HarnessError):  # the task's data cannot be read: the other tasks go on
+                print(f"failed: {run}", file=sys.stderr)
+                reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {run}"))
+                failed = True
+                continue
+            write_run_files(run, label, args.out, partial=args.partial)
+            report = report_run(run, label, null=args.null, bootstrap=args.bootstrap)
             failed = failed or bool(report.failed)
             reports.append(report)
     _finish(reports, args.out, args.report)
     return _exit_code(reports, failed)
-
-
-def _all_exceeded(task, measure_run):
-    from .runner import TaskRun
-    return TaskRun(task, {measure_run.label: {}}, {measure_run.label: {}}, list(task.model_ids))
 
 
 def _measure_with_params(name: str, texts: list[str]):
@@ -285,9 +273,9 @@ def _exit_code(reports, failed: bool) -> int:
 def run_compare(args) -> int:
     from complexity_measure.registry import MEASURES
 
-    from .compare import seeded_measures, write_comparison
-    from .report import write_report_json
-    from .runner import run_measures
+    from .compare import compare_runs, seeded_measures
+    from .outputs import write_comparison, write_report_json
+    from .runner import run_tasks
     from .tasks import find_tasks
 
     if args.seeds < 1:
@@ -299,21 +287,23 @@ def run_compare(args) -> int:
     if unused:
         raise HarnessError(f"no chosen measure has the parameter(s) {', '.join(unused)}")
     # Each setting goes to the measures that have that parameter.
-    measures = seeded_measures({name: _measure_with_params(name, [text for text, key in zip(args.param, settings)
+    labelled = seeded_measures({name: _measure_with_params(name, [text for text, key in zip(args.param, settings)
                                                                   if key in MEASURES[name].parameters])
                                 for name in names}, args.seeds)
+    measures = {label.name: measure for label, measure in labelled.items()}
     results, failed = {}, False
     with _engine(args) as engine:
-        for task in tasks:
-            try:
-                results[task] = run_measures(task, measures, args.out, fresh=args.fresh,
-                                             max_examples=args.max_examples, progress=not args.no_progress,
-                                             engine=engine, **_run_options(args))
-            except HarnessError as error:
-                print(f"failed: {error}", file=sys.stderr)
+        for task, run in run_tasks(tasks, measures, args.out, fresh=args.fresh, max_examples=args.max_examples,
+                                   progress=not args.no_progress, engine=engine, **_run_options(args)):
+            if isinstance(run, HarnessError):
+                print(f"failed: {run}", file=sys.stderr)
                 failed = True
-    reports, frame, written = write_comparison(results, args.out, figures=not args.no_figures, partial=args.partial,
-                                               null=args.null, bootstrap=args.bootstrap)
+            else:
+                results[task] = run
+    comparison = compare_runs(results, {label.name: label for label in labelled}, null=args.null,
+                              bootstrap=args.bootstrap)
+    written = write_comparison(comparison, args.out, figures=not args.no_figures, partial=args.partial)
+    reports = comparison.reports
     if args.report is not None:
         write_report_json(reports, args.report)
     print((args.out / "comparison.md").read_text())
@@ -373,7 +363,8 @@ def run_evaluate(args) -> int:
 
 
 def _finish(reports, out_dir: Path, report_path: Path | None) -> int:
-    from .report import format_table, write_report
+    from .outputs import write_report
+    from .render import format_table
 
     frame = write_report(reports, out_dir, report_path)
     print(format_table(frame))

@@ -1,19 +1,19 @@
-"""Turning predictions into the report: scores per task, the mean over tasks, table and files."""
+"""Turning predictions into reports: scores per task with their context, and the table over tasks.
+
+Pure: predictions and a task's specs in, a ``TaskReport`` (or a table of them) out; nothing is
+written (``outputs`` writes the files, ``render`` the text).
+"""
 
 from __future__ import annotations
 
-import json
-import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .predictions import write_predictions, write_provenance
 from .runner import TaskRun
-from .scoring import EXCEEDED, SCORE_NAMES, SCORES, InvalidGridError, UndefinedScoreError, score_task
+from .scoring import EXCEEDED, SCORE_NAMES, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
 from .uncertainty import bootstrap_scores, chance_levels, score_interval
 
@@ -89,36 +89,31 @@ class TaskReport:
         return row
 
 
-def report_task_run(run: TaskRun, label: str, out_dir: str | Path, *, partial: bool = False,
-                    null: int = 0, bootstrap: int = 0, seed: int = 0) -> TaskReport:
-    """Write one measure's ``.predict`` file and its companion JSON for one task, and score it.
+def report_run(run: TaskRun, label: str, *, measure: str | None = None, null: int = 0, bootstrap: int = 0,
+               seed: int = 0) -> TaskReport:
+    """The report of one run label on one task (named ``measure``, the label by default).
 
-    A task whose every model has a value is written as ``<task>.predict`` and scored. A task with
-    a failed model is incomplete: it gets no CMI (never a made-up number) and no ``.predict``,
-    unless ``partial``, which writes ``<task>.partial.predict`` (a name the kit's scorer does not
-    read). Models left unmeasured by the time budget are written as the kit writes them
-    (``"EXCEEDED"``), and the kit scores that 0. ``<task>.predict.json`` always says what made the
-    values, how many were recomputed and which models failed, and why. ``null``, ``bootstrap``
-    and ``seed`` are ``score_predictions``'s.
+    A task whose every model has a value is scored (models left unmeasured by the time budget
+    count as the kit counts them: ``"EXCEEDED"``, scored 0). A task with a failed model is
+    incomplete: it gets no CMI (never a made-up number) and its note says how many models failed
+    and the first reason. The report also says what made the values, which models failed and how
+    many cached values were recomputed. ``null``, ``bootstrap`` and ``seed`` are
+    ``score_predictions``'s. Writes nothing (``outputs.write_run_files`` writes the files).
     """
-    task, out_dir = run.task, Path(out_dir)
+    task = run.task
     results = run.results.get(label, {})
     failed = run.failures.get(label, {})
     values = {model_id: result.value for model_id, result in results.items()}
     seconds = [result.seconds for result in results.values()]
-    predictions = None
+    name = measure or label
     if not failed:
         values.update(dict.fromkeys(run.exceeded, EXCEEDED))
-        predictions = write_predictions(task, values, out_dir)
-        report = score_predictions(task, label, values, seconds, null=null, bootstrap=bootstrap, seed=seed)
+        report = score_predictions(task, name, values, seconds, null=null, bootstrap=bootstrap, seed=seed)
     else:
-        if partial and values:
-            predictions = write_predictions(task, values, out_dir, name=f"{task.name}.partial.predict")
-        report = TaskReport(task.name, label, len(values),
+        report = TaskReport(task.name, name, len(values),
                             seconds_per_model=float(np.mean(seconds)) if seconds else None,
                             note=f"incomplete: {len(failed)} of {len(task.model_ids)} model(s) failed, no CMI "
                                  f"(first: {next(iter(failed.values()))})")
-    write_provenance(out_dir / f"{task.name}.predict.json", run, label, predictions)
     key = run.keys.get(label) or {}
     report.parameters = key.get("parameters")
     report.failed = dict(failed)
@@ -212,53 +207,6 @@ def _mean_or_none(column: pd.Series) -> float | None:
     return float(column.mean()) if len(column) else None
 
 
-def format_table(frame: pd.DataFrame) -> str:
-    """The report as a plain-text table: CMI x100, tau and psi to 3 decimals, seconds to 2."""
-    shown = frame.copy()
-    for column in SCORE_COLUMNS:
-        shown[column] = shown[column].map(lambda v: "undefined" if _missing(v) else f"{v:.3f}")
-    shown["seconds_per_model"] = shown["seconds_per_model"].map(lambda v: "" if _missing(v) else f"{v:.2f}")
-    shown = _shown_uncertainty(shown)
-    shown = shown.rename(columns={"cmi": "CMI x100", "kendall_tau": "tau",
-                                  "granulated_kendall_tau": "psi", "seconds_per_model": "s/model"})
-    if not shown["note"].astype(bool).any():
-        shown = shown.drop(columns="note")
-    if not shown["failed"].astype(bool).any():
-        shown = shown.drop(columns="failed")
-    return shown.to_string(index=False)
-
-
-_SHORT_NAMES = {score.name: score.short for score in SCORES}
-
-
-def _shown_uncertainty(shown: pd.DataFrame) -> pd.DataFrame:
-    """The uncertainty columns as text: per score ``[low, high]`` and chance ``mean/95th``."""
-    columns = [c for c in ("task", "measure", "models") if c in shown]
-    for score in SCORE_COLUMNS:
-        columns.append(score)
-        digits = 1 if score == "cmi" else 2
-        if f"{score}_low" in shown and shown[f"{score}_low"].notna().any():
-            name = f"{_SHORT_NAMES[score]} 95%"
-            shown[name] = [("" if _missing(low) else f"[{low:.{digits}f}, {high:.{digits}f}]")
-                           for low, high in zip(shown[f"{score}_low"], shown[f"{score}_high"])]
-            columns.append(name)
-        if f"{score}_chance_mean" in shown and shown[f"{score}_chance_mean"].notna().any():
-            name = f"{_SHORT_NAMES[score]} chance"
-            shown[name] = [("" if _missing(mean) else f"{mean:.{digits}f}/{p95:.{digits}f}")
-                           for mean, p95 in zip(shown[f"{score}_chance_mean"], shown[f"{score}_chance_p95"])]
-            columns.append(name)
-    if "within_chance" in shown and shown["within_chance"].fillna("").astype(bool).any():
-        shown["within chance"] = shown["within_chance"].fillna("").map(
-            lambda names: ", ".join(_SHORT_NAMES.get(name, name) for name in names.split()))
-        columns.append("within chance")
-    rest = [c for c in shown if c not in columns and c not in UNCERTAINTY_COLUMNS and c != "within_chance"]
-    return shown[columns + rest]
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def report_json(reports: list[TaskReport]) -> dict:
     """The ``--report`` file: an object keyed by task (by task, then measure, for several measures)."""
     measures = {r.measure for r in reports}
@@ -268,23 +216,3 @@ def report_json(reports: list[TaskReport]) -> dict:
     for r in reports:
         nested.setdefault(r.task, {})[r.measure] = r.as_json()
     return nested
-
-
-def write_report(reports: list[TaskReport], out_dir: str | Path, report_path: str | Path | None = None
-                 ) -> pd.DataFrame:
-    """Write ``report.csv`` and ``report.json`` into ``out_dir`` (and ``report_path`` if given)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = report_frame(reports)
-    frame.to_csv(out_dir / "report.csv", index=False)
-    write_report_json(reports, out_dir / "report.json")
-    if report_path is not None:
-        write_report_json(reports, report_path)
-    return frame
-
-
-def write_report_json(reports: list[TaskReport], path: str | Path) -> None:
-    """``report_json`` of ``reports`` into ``path`` (its folder made if needed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_json(reports), indent=2, sort_keys=True) + "\n")

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -242,6 +242,29 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
         bar.close()
     run.results = _in_task_order(results, model_ids)
     return run
+
+
+def run_tasks(tasks: Sequence[Task], measures: Mapping[str, Any], out_dir: str | Path, *,
+              budget: float | None = None, **options) -> Iterator[tuple[Task, TaskRun | HarnessError]]:
+    """``run_measures`` on each task in turn: ``(task, its TaskRun)``, or ``(task, the error)`` for a task
+    whose data cannot be read (the other tasks go on).
+
+    With a ``budget`` the kit's clock runs on across tasks: once a task runs out of time, every
+    model of the tasks after it is left unmeasured (``exceeded``), as the kit leaves them.
+    """
+    exceeded = False
+    for task in tasks:
+        if exceeded:
+            yield task, TaskRun(task, {label: {} for label in measures}, {label: {} for label in measures},
+                                list(task.model_ids))
+            continue
+        try:
+            run = run_measures(task, measures, out_dir, budget=budget, **options)
+        except HarnessError as error:
+            yield task, error
+            continue
+        exceeded = bool(run.exceeded)
+        yield task, run
 
 
 def _in_task_order(results: Mapping[str, Mapping[str, ModelResult]], model_ids: list[str]) -> dict:

@@ -6,7 +6,9 @@ import pytest
 
 from complexity_measure.registry import get_measure
 from pgdl_harness.cli import main
-from pgdl_harness.compare import comparison_markdown, measure_of, score_table, seeded_measures, write_comparison
+from pgdl_harness.compare import RunLabel, compare_runs, score_table, seeded_measures
+from pgdl_harness.outputs import write_comparison
+from pgdl_harness.render import comparison_markdown
 from pgdl_harness.cache import ModelResult
 from pgdl_harness.runner import TaskRun
 from pgdl_harness.scoring import score_task
@@ -26,7 +28,7 @@ def test_comparison_scores_each_measure_and_ranks_them(toy_task, tmp_path):
     results = {toy_task: TaskRun(toy_task, {"negated": as_results("negated_gap"), "truth": as_results("true_gap"),
                                             "kit": as_results("kit_toy_predict", 2.0), "broken": broken},
                                  {"broken": {"model_3": "measure broken failed on model_3: ValueError: no"}})}
-    reports, frame, written = write_comparison(results, tmp_path)
+    reports, frame, written = compared(results, tmp_path)
     cmi = score_table(frame, "cmi")
     assert list(cmi.index) == ["truth", "negated", "kit", "broken"]
     assert frame.set_index("measure").loc["broken", "note"] == (
@@ -47,6 +49,15 @@ def test_comparison_scores_each_measure_and_ranks_them(toy_task, tmp_path):
     assert (tmp_path / "comparison.csv").read_text().splitlines()[0].startswith("task,measure,models,failed,cmi")
 
 
+def compared(task_runs, out_dir, labels=None, *, figures=True, null=0, bootstrap=0):
+    """compare_runs, then write_comparison: the reports, the long table and the paths written."""
+    comparison = compare_runs(task_runs, labels, null=null, bootstrap=bootstrap)
+    return comparison.reports, comparison.frame, write_comparison(comparison, out_dir, figures=figures)
+
+
+NOISY = {RunLabel("noisy", seed).name: RunLabel("noisy", seed) for seed in (None, 1, 2)}
+
+
 def noisy_results(seed, noise=0.01):
     rng = np.random.default_rng(seed)
     return {m: ModelResult(m, v + noise * rng.normal(), 1.0) for m, v in GOLDEN["true_gap"]["predictions"].items()}
@@ -55,8 +66,8 @@ def noisy_results(seed, noise=0.01):
 def test_seeds_are_summarised_with_intervals_chance_and_paired_comparison(toy_task, tmp_path):
     runs = {"noisy": noisy_results(0), "noisy#seed=1": noisy_results(1), "noisy#seed=2": noisy_results(2),
             "truth": as_results("true_gap"), "kit": as_results("kit_toy_predict")}
-    reports, frame, written = write_comparison({toy_task: TaskRun(toy_task, runs)}, tmp_path, figures=True,
-                                               null=300, bootstrap=200)
+    reports, frame, written = compared({toy_task: TaskRun(toy_task, runs)}, tmp_path, NOISY, null=300,
+                                       bootstrap=200)
     by_measure = {r.measure: r for r in reports}
     assert set(by_measure) == {"noisy", "truth", "kit"}
     noisy = by_measure["noisy"]
@@ -82,6 +93,8 @@ def test_seeds_are_summarised_with_intervals_chance_and_paired_comparison(toy_ta
     assert f"{noisy.cmi:.2f} ± {noisy.seeds['cmi']['std']:.2f} [" in markdown
     assert "*chance: random measure, mean / 95th pct*" in markdown and "°" in markdown
     assert "paired with the best measure" in markdown
+    # A label is never parsed: without the RunLabels, each seed's label is a measure of its own.
+    assert {r.measure for r in compare_runs({toy_task: TaskRun(toy_task, runs)}).reports} == set(runs)
     # One file per seed, as the runner caches them.
     assert (tmp_path / "noisy#seed=2" / "toy_data.predict").exists()
 
@@ -89,10 +102,11 @@ def test_seeds_are_summarised_with_intervals_chance_and_paired_comparison(toy_ta
 def test_seeded_measures_label_each_seed_of_a_sampling_measure():
     measures = {name: get_measure(name) for name in ("fragmentation", "parameter_norm")}
     labelled = seeded_measures(measures, 3)
-    assert list(labelled) == ["fragmentation", "fragmentation#seed=1", "fragmentation#seed=2", "parameter_norm"]
+    assert [label.name for label in labelled] == ["fragmentation", "fragmentation#seed=1", "fragmentation#seed=2",
+                                                  "parameter_norm"]
+    assert list(labelled)[:3] == [RunLabel("fragmentation"), RunLabel("fragmentation", 1), RunLabel("fragmentation", 2)]
     assert [labelled[label].parameters["seed"] for label in list(labelled)[:3]] == [0, 1, 2]
-    assert measure_of("fragmentation#seed=2") == "fragmentation"
-    assert seeded_measures(measures, 1) == measures
+    assert seeded_measures(measures, 1) == {RunLabel(name): measure for name, measure in measures.items()}
 
 
 @pytest.mark.slow
@@ -116,7 +130,7 @@ def test_the_mean_over_tasks_has_a_seed_spread_an_interval_and_a_figure(toy_task
     runs = {task: TaskRun(task, {**{label: noisy_results(10 * i + k, noise=0.02) for k, label in enumerate(labels)},
                                  "truth": as_results("true_gap")})
             for i, task in enumerate((toy_task, other))}
-    reports, frame, written = write_comparison(runs, tmp_path, figures=True, null=50, bootstrap=100)
+    reports, frame, written = compared(runs, tmp_path, NOISY, null=50, bootstrap=100)
     per_seed = [np.mean([score_task({m: r.value for m, r in runs[task].results[label].items()},
                                     task.model_specs()).cmi for task in runs]) for label in labels]
     intervals = pd.read_csv(tmp_path / "mean_intervals.csv").set_index(["score", "measure"])

@@ -258,7 +258,9 @@ def test_seed_summary():
 
 
 def test_reports_carry_chance_levels_and_intervals(toy_task, tmp_path):
-    from pgdl_harness.report import format_table, score_predictions, write_report
+    from pgdl_harness.outputs import write_report
+    from pgdl_harness.render import format_table
+    from pgdl_harness.report import score_predictions
 
     specs = toy_task.model_specs()
     truth = {f"model_{mid}": gap for mid, gap in zip(specs, generalization_gaps(specs).values())}
