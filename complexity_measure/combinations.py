@@ -15,6 +15,8 @@ training points (``natekar_sharma.natekar_sharma_score``). Two products are buil
   backwards (deeper nets change class more often along input-space paths, yet generalize better)
   while the hidden layers' clustering ranks depth forwards; a product (a sum of logarithms, for
   ranking) keeps the order of either factor where the other is flat.
+  With ``ends="fitted"`` the fragmentation factor counts only the paths between training examples
+  the model fits (``fragmentation_score``'s ``ends``).
 
 Why products and not weighted sums: CMI and Kendall's tau depend only on each task's order of
 models, and a product's order does not depend on either factor's unit or scale, so no weight has
@@ -47,19 +49,22 @@ def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragme
     return float(changes * (error + 1.0 / n_mixup_pairs))
 
 
-def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED) -> float:
+def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED,
+                                       ends: str = fragmentation.DEFAULT_ENDS) -> float:
     """``fragmentation_score * davies_bouldin_measure``, both at their defaults.
 
     Parameters
     ----------
     model, inputs, labels : as ``fragmentation.fragmentation_score``.
     seed : the seed of both the fragmentation pairs and the Davies-Bouldin sample.
+    ends : ``fragmentation_score``'s: ``"fitted"`` counts only the paths whose two ends the model
+        classifies as their labels.
 
     Returns
     -------
     float >= 0; larger means a larger expected generalization gap (paths that change class often,
     hidden representations that cluster the classes poorly).
     """
-    changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed)
+    changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed, ends=ends)
     clustering = representation.davies_bouldin_measure(model, inputs, labels, seed=seed)
     return float(changes * clustering)

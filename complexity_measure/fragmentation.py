@@ -27,6 +27,8 @@ AGGREGATIONS = ("mean", "fraction", "median", "max")
 # path's points classified as neither end's label, or the changes with that fraction as a tie-break.
 STATISTICS = ("changes", "off_label", "changes_then_off_label")
 NORMALIZATIONS = ("none", "length")
+# Which paths count: all of them, or only those whose two ends the model classifies as labelled.
+ENDS = ("all", "fitted")
 
 # Defaults, and why:
 # - same-class pairs: a model that fits its training data needs no class change on such a
@@ -61,6 +63,7 @@ DEFAULT_COARSE_POINTS = 5
 DEFAULT_REFINE_MARGIN = 1.25
 DEFAULT_STATISTIC = "changes"
 DEFAULT_NORMALIZE = "none"
+DEFAULT_ENDS = "all"
 # pairs="nearest": the second end is one of this many nearest same-class neighbours of the first.
 DEFAULT_NEIGHBOURS = 5
 
@@ -72,7 +75,7 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
                         counting: str = DEFAULT_COUNTING, coarse_points: int = DEFAULT_COARSE_POINTS,
                         refine_margin: float = DEFAULT_REFINE_MARGIN,
                         statistic: str = DEFAULT_STATISTIC, normalize: str = DEFAULT_NORMALIZE,
-                        neighbours: int = DEFAULT_NEIGHBOURS,
+                        neighbours: int = DEFAULT_NEIGHBOURS, ends: str = DEFAULT_ENDS,
                         batch_size: int = DEFAULT_BATCH_SIZE) -> float:
     """Predicted-class changes along straight paths between pairs of training examples.
 
@@ -125,6 +128,14 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         removes the scale of the model's representation.
     neighbours : how many nearest neighbours ``pairs="nearest"`` and ``"nearest_other"`` choose
         among (ignored otherwise).
+    ends : ``"all"`` (default) counts every path; ``"fitted"`` only the paths whose two ends (the
+        training examples themselves) the model classifies as their labels. A path from a
+        misclassified example changes class at least once on its way to a fitted one, so with
+        ``"all"`` the count also carries the training error, which is larger for the models that
+        regularisation (dropout, weight decay) keeps from fitting, and those tend to have the
+        smaller gaps. ``"fitted"`` leaves the training error out (the paths are the same for every
+        model; which of them count depends on the model). Costs two forward passes per path, and
+        saves the paths left out; a model that fits no pair's two ends is measured on all paths.
     batch_size : points per forward pass.
 
     Returns
@@ -135,7 +146,7 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     return _fragmentation(model, inputs, labels, pairs=pairs, n_pairs=n_pairs, n_points=n_points, extend=extend,
                           aggregate=aggregate, layer=layer, seed=seed, counting=counting,
                           coarse_points=coarse_points, refine_margin=refine_margin, statistic=statistic,
-                          normalize=normalize, neighbours=neighbours, batch_size=batch_size).value
+                          normalize=normalize, neighbours=neighbours, ends=ends, batch_size=batch_size).value
 
 
 @dataclass(frozen=True)
@@ -167,7 +178,7 @@ def fragmentation_with_cost(model, inputs, labels, **parameters) -> Fragmentatio
 
 
 def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, aggregate, layer, seed, counting,
-                   coarse_points, refine_margin, statistic, normalize, neighbours,
+                   coarse_points, refine_margin, statistic, normalize, neighbours, ends,
                    batch_size) -> FragmentationResult:
     inputs = np.asarray(inputs, dtype=np.float32)
     labels = class_indices(labels)
@@ -182,6 +193,8 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
         raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if ends not in ENDS:
+        raise ValueError(f"ends must be one of {ENDS}, got {ends!r}")
     if statistic == "changes_then_off_label" and normalize != "none":
         raise ValueError("statistic='changes_then_off_label' breaks ties between counts, so it needs "
                          "normalize='none' (counts per unit length are not multiples of 1 / n_pairs)")
@@ -189,6 +202,13 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
     first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=n_pairs, seed=seed, neighbours=neighbours)
     positions = path_positions(n_points, extend)
     values, forward_passes = [], 0
+    if ends == "fitted":
+        at_ends = path_classes(model, inputs[first], inputs[second], np.array([0.0, 1.0]), counting="dense",
+                               batch_size=batch_size)
+        forward_passes += at_ends.forward_passes
+        fitted = (at_ends.classes[:, 0] == labels[first]) & (at_ends.classes[:, 1] == labels[second])
+        if fitted.any():  # only the paths with fitted ends are walked
+            first, second = first[fitted], second[fitted]
     for index in layers:
         paths = path_classes(model, inputs[first], inputs[second], positions, layer=index, counting=counting,
                              coarse_points=coarse_points, refine_margin=refine_margin, batch_size=batch_size,

@@ -455,3 +455,28 @@ def test_the_measure_reports_the_forward_passes_it_made(layer):
     assert dense.forward_passes == 40 * 17 + ends
     with pytest.raises(TypeError, match="no parameter"):
         fragmentation_with_cost(model, inputs, labels, n_pair=40)
+
+
+def test_fitted_ends_leave_the_training_error_out_of_the_count(keras):
+    # One boundary, at x = 1 - PHASE/pi: class 0 left of it, 1 right of it. The examples at 1.5
+    # (labelled 0) and 0.6 (labelled 1) are misfitted; a same-class path with one of them at an
+    # end crosses the boundary once, a path between two fitted examples never does (extend=0).
+    model = sine_classifier(keras, 1)
+    inputs = np.array([[0.2], [0.4], [1.5], [1.2], [1.4], [0.6]], dtype=np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    misfit = np.array([False, False, True, False, False, True])
+    options = dict(n_pairs=200, n_points=65, extend=0.0, counting="dense")
+    first, second = draw_pairs(inputs, labels, n_pairs=200)
+    crossing = misfit[first] != misfit[second]
+    assert 0 < crossing.mean() < 1
+    assert fragmentation_score(model, inputs, labels, **options) == pytest.approx(crossing.mean())
+    fitted = fragmentation_with_cost(model, inputs, labels, ends="fitted", **options)
+    assert fitted.value == 0.0
+    walked = np.sum(~misfit[first] & ~misfit[second])
+    assert fitted.forward_passes == 2 * 200 + walked * 65  # both ends of every path, then the fitted paths
+    # A model that fits no pair's two ends is measured on every path.
+    wrong = 1 - labels
+    assert fragmentation_score(model, inputs, wrong, ends="fitted", **options) == fragmentation_score(
+        model, inputs, wrong, **options)
+    with pytest.raises(ValueError, match="ends must be one of"):
+        fragmentation_score(model, inputs, labels, ends="some")

@@ -44,9 +44,17 @@ def test_comparison_scores_each_measure_and_ranks_them(toy_task, tmp_path):
     markdown = (tmp_path / "comparison.md").read_text()
     assert markdown == comparison_markdown(frame)
     assert "| truth     |     100.00 | 100.00 |" in markdown
-    assert (tmp_path / "figures" / "toy_data.png").stat().st_size > 10_000
+    # One 3.4 x 3.0 inch panel per complete measure (the broken one has none), at 110 dpi.
+    assert png_size(tmp_path / "figures" / "toy_data.png") == (round(3 * 3.4 * 110), round(3.0 * 110))
     assert {r.measure for r in reports} == {"negated", "truth", "kit", "broken"}
     assert (tmp_path / "comparison.csv").read_text().splitlines()[0].startswith("task,measure,models,failed,cmi")
+
+
+def png_size(path):
+    """(width, height) in pixels, from a PNG file's header."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG file"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
 def compared(task_runs, out_dir, labels=None, *, figures=True, null=0, bootstrap=0):
@@ -141,7 +149,8 @@ def test_the_mean_over_tasks_has_a_seed_spread_an_interval_and_a_figure(toy_task
     assert low <= frame[frame["measure"] == "noisy"]["kendall_tau"].mean() <= high
     markdown = (tmp_path / "comparison.md").read_text()
     assert f"{np.mean(per_seed):.2f} ± {np.std(per_seed, ddof=1):.2f} [" in markdown
-    assert (tmp_path / "figures" / "over_tasks.png").stat().st_size > 10_000
+    # Two panels (CMI, tau), a row per measure: 5.2 inches wide each, 0.32 inch per measure + 1.4.
+    assert png_size(tmp_path / "figures" / "over_tasks.png") == (round(2 * 5.2 * 110), round((0.32 * 2 + 1.4) * 110))
     summary = (tmp_path / "summary.md").read_text().splitlines()
     rows = [line for line in summary if line.startswith("| noisy") or line.startswith("| truth")]
     assert rows[0].startswith("| truth") and " best |" in rows[0] and " 2/2 |" in rows[0]
