@@ -24,6 +24,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
+from complexity_measure.forward import check_inputs_fit_model
 from complexity_measure.registry import Measure, code_fingerprint
 
 from .cache import ModelResult, ResultCache, cache_path, matching_failures, matching_results
@@ -296,10 +297,10 @@ def _load_checked(folder: Path, inputs: np.ndarray, labels: np.ndarray, task: Ta
     _clear_session()
     model = load_model(folder, max_parameters=max_parameters)
     config = folder / "config.json"
-    expected = tuple(model.input_shape[1:])
-    if expected != tuple(inputs.shape[1:]):
-        raise ModelLoadError(f"{config}: the model takes inputs of shape {expected}, but the training data of "
-                             f"{task.name} has shape {tuple(inputs.shape[1:])}")
+    try:
+        check_inputs_fit_model(model, inputs)  # the measures' own check, here with the file named
+    except ValueError as error:
+        raise ModelLoadError(f"{config}: {error} (the training data of {task.name})") from None
     outputs = model.output_shape[-1]
     if labels.max() >= outputs or labels.min() < 0:
         raise ModelLoadError(f"{config}: the model has {outputs} outputs, but the training labels of "

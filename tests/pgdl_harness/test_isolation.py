@@ -99,8 +99,8 @@ FAULTS = {
     "model_5": (_refused_layer, "model_5/config.json: layer 0 is 'TFSMLayer', which is not a layer PGDL models "
                                 "are made of; refused"),
     "model_6": (_other_architecture, "model_6/weights.hdf5: cannot be loaded into the model of config.json"),
-    "model_7": (_wrong_input_shape, "model_7/config.json: the model takes inputs of shape (4,), but the training "
-                                    "data of toy_data has shape (3,)"),
+    "model_7": (_wrong_input_shape, "model_7/config.json: the inputs have shape (3,) per example, but the model "
+                                    "was built for inputs of shape (4,) (the training data of toy_data)"),
     "model_8": (_too_few_outputs, "model_8/config.json: the model has 1 outputs, but the training labels of "
                                   "toy_data run from 0 to 1"),
     "model_9": (_nan_weights, "model_9/weights.hdf5: the model's outputs on training examples are not finite"),
