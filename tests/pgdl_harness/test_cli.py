@@ -117,5 +117,5 @@ def test_measures_lists_the_registry_with_parameters(capsys):
     assert main(["measures"]) == 0
     out = capsys.readouterr().out
     assert "fragmentation " in out
-    assert "parameters: aggregate='mean' batch_size=256 coarse_points=5 counting='adaptive' extend=0.5 layer=None " \
-           "n_pairs=2048 n_points=17" in out
+    assert "parameters: aggregate='mean' batch_size=256 coarse_points=5 counting='adaptive' ends='all' extend=0.5 " \
+           "layer=None n_pairs=2048 n_points=17" in out
