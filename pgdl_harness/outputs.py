@@ -17,7 +17,6 @@ from .predictions import write_predictions, write_provenance
 from .render import comparison_markdown, summary_markdown
 from .report import TaskReport, report_frame, report_json
 from .runner import TaskRun
-from .scoring import EXCEEDED
 
 
 def write_run_files(run: TaskRun, label: str, out_dir: str | Path, *, partial: bool = False) -> Path | None:
@@ -30,12 +29,11 @@ def write_run_files(run: TaskRun, label: str, out_dir: str | Path, *, partial: b
     how many were recomputed and which models failed, and why.
     """
     task, out_dir = run.task, Path(out_dir)
-    values = {model_id: result.value for model_id, result in run.results.get(label, {}).items()}
     complete = predictions = None
     if not run.failures.get(label):
-        values.update(dict.fromkeys(run.exceeded, EXCEEDED))
-        complete = predictions = write_predictions(task, values, out_dir)
-    elif partial and values:
+        complete = predictions = write_predictions(task, run.predictions(label), out_dir)
+    elif partial and run.results.get(label):
+        values = {model_id: result.value for model_id, result in run.results[label].items()}
         predictions = write_predictions(task, values, out_dir, name=f"{task.name}.partial.predict")
     write_provenance(out_dir / f"{task.name}.predict.json", run, label, predictions)
     return complete

@@ -103,14 +103,13 @@ def report_run(run: TaskRun, label: str, *, measure: str | None = None, null: in
     task = run.task
     results = run.results.get(label, {})
     failed = run.failures.get(label, {})
-    values = {model_id: result.value for model_id, result in results.items()}
     seconds = [result.seconds for result in results.values()]
     name = measure or label
     if not failed:
-        values.update(dict.fromkeys(run.exceeded, EXCEEDED))
-        report = score_predictions(task, name, values, seconds, null=null, bootstrap=bootstrap, seed=seed)
+        report = score_predictions(task, name, run.predictions(label), seconds, null=null, bootstrap=bootstrap,
+                                   seed=seed)
     else:
-        report = TaskReport(task.name, name, len(values),
+        report = TaskReport(task.name, name, len(results),
                             seconds_per_model=float(np.mean(seconds)) if seconds else None,
                             note=f"incomplete: {len(failed)} of {len(task.model_ids)} model(s) failed, no CMI "
                                  f"(first: {next(iter(failed.values()))})")

@@ -31,6 +31,7 @@ from .cache import ModelResult, ResultCache, cache_path, matching_failures, matc
 from .errors import HarnessError
 from .loading import load_arrays, load_model
 from .provenance import files_fingerprint, key_digest, model_fingerprint, project_version
+from .scoring import EXCEEDED
 from .tasks import Task
 
 class MeasureError(HarnessError):
@@ -90,6 +91,14 @@ class TaskRun:
     def complete(self, label: str) -> bool:
         """Every model of the task has a value of ``label`` (none failed, none left unmeasured)."""
         return len(self.results.get(label, {})) == len(self.task.model_ids)
+
+    def predictions(self, label: str) -> dict[str, float | str]:
+        """``label``'s values by model id, and the kit's ``"EXCEEDED"`` for the models the time budget
+        left unmeasured: what the kit's ``.predict`` file holds and what its scorer reads."""
+        values: dict[str, float | str] = {model_id: result.value for model_id, result in
+                                          self.results.get(label, {}).items()}
+        values.update(dict.fromkeys(self.exceeded, EXCEEDED))
+        return values
 
 
 def run_measure(task: Task, measure, measure_name: str, out_dir: str | Path, **options) -> dict[str, ModelResult]:
