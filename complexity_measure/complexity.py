@@ -33,8 +33,9 @@ else:
 def complexity(model, dataset, program_dir=None):
     """The default measure of a trained PGDL model on its training data.
 
-    The default (``registry.DEFAULT_MEASURE``) is ``fragmentation_davies_bouldin``: class changes
-    per same-class path in the input space times the hidden layers' mean Davies-Bouldin index
+    The default (``registry.DEFAULT_MEASURE``) is ``fragmentation_fitted_davies_bouldin``: class
+    changes per same-class path in the input space, over the paths whose two ends the model
+    classifies as labelled, times the hidden layers' mean Davies-Bouldin index
     (needs scikit-learn, as the PGDL winner's entry did). ``model`` is the kit's Sequential Keras
     classifier (Keras 3 or Keras 2); ``dataset`` the
     unbatched ``tf.data.Dataset`` of ``(inputs, label)`` training pairs. ``program_dir`` is passed

@@ -171,11 +171,14 @@ def _generate_in_workers(out_dir: Path, tasks: Sequence[TaskSpec], workers: int,
 
 
 def suite_main(prog: str, description: str, suite: Sequence[TaskSpec], default_out: str, summary_name: str,
-               argv: Sequence[str] | None = None, supplementary: Sequence[TaskSpec] = ()) -> int:
+               argv: Sequence[str] | None = None,
+               alternatives: Mapping[str, tuple[str, Sequence[TaskSpec]]] | None = None) -> int:
     """The command line of a suite: generate it (or some of its tasks), or list it.
 
-    ``supplementary``: tasks kept beside the suite, built (or listed) instead of it with ``--supplementary``.
+    ``alternatives``: other task lists kept beside the suite, ``{flag: (what they are, tasks)}``;
+    ``--flag`` builds (or lists) them instead of the suite.
     """
+    alternatives = dict(alternatives or {})
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--out", type=Path, default=Path(default_out), help=f"suite folder (default: {default_out})")
     parser.add_argument("--task", nargs="+", metavar="NAME", help="only these tasks of the suite")
@@ -183,12 +186,14 @@ def suite_main(prog: str, description: str, suite: Sequence[TaskSpec], default_o
                         help="tasks built at once, each in its own process (default: 1)")
     parser.add_argument("--list", action="store_true", help="print the suite's tasks and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    if supplementary:
-        parser.add_argument("--supplementary", action="store_true",
-                            help=f"the supplementary tasks instead ({', '.join(task.name for task in supplementary)})")
+    chosen = parser.add_mutually_exclusive_group()
+    for flag, (what, tasks) in alternatives.items():
+        chosen.add_argument(f"--{flag}", action="store_true",
+                            help=f"{what} instead ({', '.join(task.name for task in tasks)})")
     args = parser.parse_args(argv)
-    if getattr(args, "supplementary", False):
-        suite = supplementary
+    for flag, (_, tasks) in alternatives.items():
+        if getattr(args, flag.replace("-", "_")):
+            suite = tasks
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     by_name = {task.name: task for task in suite}
     unknown = sorted(set(args.task or ()) - set(by_name))
