@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pgdl_harness.taskgen.benchmark_suite import BENCHMARK_SUITE, main
+from pgdl_harness.taskgen.benchmark_suite import BENCHMARK_SUITE, REPORTING_SUITE, SUPPLEMENTARY, main
 from pgdl_harness.taskgen.images import DATASETS
 from pgdl_harness.taskgen.spec import grid_points
 
@@ -58,6 +58,28 @@ def test_main_lists_the_suite(capsys):
     assert [line.split(":")[0] for line in listed] == [task.name for task in BENCHMARK_SUITE]
     assert main(["--task", "nope", "--list"]) == 2
     assert "no task nope" in capsys.readouterr().err
+
+
+def test_the_reporting_suite_is_the_suites_grids_from_another_seed():
+    """Every reporting task repeats a suite task's grid and split sizes; only the seed and name differ."""
+    assert len(REPORTING_SUITE) == len(BENCHMARK_SUITE)
+    for suite_task, reporting_task in zip(BENCHMARK_SUITE, REPORTING_SUITE):
+        assert reporting_task.name == suite_task.name + "_s1"
+        assert reporting_task.seed != suite_task.seed
+        suite_spec, reporting_spec = suite_task.spec(), reporting_task.spec()
+        assert {**reporting_spec, "seed": suite_spec["seed"]} == suite_spec
+    assert not {task.name for task in REPORTING_SUITE} & {task.name for task in BENCHMARK_SUITE}
+
+
+def test_main_lists_the_alternative_task_lists_and_refuses_two_at_once(capsys):
+    assert main(["--reporting", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in listed] == [task.name for task in REPORTING_SUITE]
+    assert main(["--supplementary", "--list"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == [t.name for t in SUPPLEMENTARY]
+    with pytest.raises(SystemExit):
+        main(["--reporting", "--supplementary", "--list"])
+    assert "not allowed with" in capsys.readouterr().err
 
 
 @pytest.mark.slow
