@@ -72,7 +72,7 @@ ARGS ?=
 task: setup
 	$(PY) -m pgdl_harness make-task $(NAME) --out $(DATA) --family $(FAMILY) $(ARGS)
 
-# Mouton et al.'s observations reproduced: make experiment NAME=through_training|double_descent|weight_norms
+# The seed papers' observations: make experiment NAME=through_training|double_descent|double_descent_conv|weight_norms|batchnorm
 # (writes results/experiments/NAME/; ARGS="--quick" runs the seconds-long miniature CI runs).
 .PHONY: experiment
 experiment: setup

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-NAMES = ("through_training", "double_descent", "weight_norms", "batchnorm")
+NAMES = ("through_training", "double_descent", "double_descent_conv", "weight_norms", "batchnorm")
 
 
 def main(argv=None) -> int:
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a miniature (tiny data, a few widths and epochs) that checks the code path in seconds")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="K",
-                        help="double_descent only: train these seeds (finished runs are kept, so seeds run in "
+                        help="double_descent(_conv) only: train these seeds (finished runs are kept, so seeds run in "
                              "separate processes can be joined by a last run with all of them)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,8 +37,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     if args.name == "through_training":
         through_training.run(out, through_training.QUICK if args.quick else through_training.Settings())
-    elif args.name == "double_descent":
-        settings = double_descent.QUICK if args.quick else double_descent.Settings()
+    elif args.name in ("double_descent", "double_descent_conv"):
+        if args.name == "double_descent":
+            settings = double_descent.QUICK if args.quick else double_descent.Settings()
+        else:
+            settings = double_descent.CONV_QUICK if args.quick else double_descent.CONV
         if args.seeds:
             settings = dataclasses.replace(settings, seeds=tuple(args.seeds))
         double_descent.run(out, settings)

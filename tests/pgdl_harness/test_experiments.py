@@ -1,3 +1,6 @@
+import dataclasses
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,6 +105,36 @@ def test_double_descent_miniature_writes_one_row_per_width(miniature_runs):
     assert finals["parameters"].tolist() == [w * 197 + (w + 1) * 10 for w in settings.widths]
     epochs = pd.read_csv(folder / "double_descent_epochs.csv")
     assert len(epochs) == len(settings.widths) * settings.epochs  # measure_every=1
+    assert (folder / "double_descent.png").stat().st_size > 10_000
+
+
+def test_conv_sweep_widens_every_convolution_by_its_width():
+    """Width k: three convolutions of k, 2k and 4k channels, each halving the image; then the logits."""
+    model = double_descent.build(double_descent.conv_layers(3), (32, 32, 3), seed=0)
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert [layer.filters for layer in convs] == [3, 6, 12]
+    assert [tuple(layer.kernel.shape) for layer in convs] == [(3, 3, 3, 3), (3, 3, 3, 6), (3, 3, 6, 12)]
+    assert tuple(model.layers[-1].kernel.shape) == (4 * 4 * 12, 10)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        double_descent.layers(dataclasses.replace(double_descent.CONV, architecture="rnn"), 4)
+
+
+@pytest.mark.slow
+def test_conv_double_descent_miniature_trains_cnns_of_each_width(tmp_path):
+    settings = double_descent.CONV_QUICK
+    assert main(["double_descent_conv", "--quick", "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "double_descent_conv"
+    finals = pd.read_csv(folder / "double_descent.csv")
+    assert finals["width"].tolist() == list(settings.widths)
+    for column in ("train_error", "test_error", *double_descent.MEASURES, "parameter_norm"):
+        assert finals[column].notna().all(), column
+    # 8x8 digits: conv weights 9*c_in*c_out + c_out per layer, then 1x1x4k -> 10 logits.
+    def count(k):
+        widths = [1, k, 2 * k, 4 * k]
+        return sum(9 * a * b + b for a, b in zip(widths, widths[1:])) + 4 * k * 10 + 10
+    assert finals["parameters"].tolist() == [count(k) for k in settings.widths]
+    settings_json = json.loads((folder / "runs" / "settings.json").read_text())
+    assert settings_json["architecture"] == "cnn"
     assert (folder / "double_descent.png").stat().st_size > 10_000
 
 
