@@ -100,7 +100,8 @@ BENCH_REPORT_DATA ?= bench_report_data
 benchmark-report-suite: setup
 	$(PY) -m pgdl_harness.taskgen.benchmark_suite --reporting --out $(BENCH_REPORT_DATA) --workers $(WORKERS)
 BENCH_REPORTED := fragmentation_fitted_davies_bouldin davies_bouldin fragmentation_davies_bouldin natekar_sharma \
-	fragmentation fragmentation_fitted jacobian_norm davies_bouldin_penultimate distance_from_init parameter_norm
+	fragmentation fragmentation_fitted jacobian_norm davies_bouldin_penultimate distance_from_init parameter_norm \
+	output_margin mixup_error sparsity silhouette natekar_sharma_dbi
 BENCH_REPORT_OUT ?= results/benchmark_report
 .PHONY: benchmark-report
 benchmark-report: setup benchmark-report-suite

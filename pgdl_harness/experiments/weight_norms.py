@@ -7,7 +7,10 @@ norm (sum of squared weights, the registered ``parameter_norm``) in three settin
 
 - ``sweep``: the final model of every width of the double-descent sweep;
 - ``sweep_training``: every measured epoch of every width of the sweep;
-- ``convnet_training``: every epoch of the through-training convnet.
+- ``convnet_training``: every epoch of the through-training convnet;
+- ``conv_sweep`` and ``conv_sweep_training``: the same two for the convolutional width sweep
+  (``double_descent_conv``), when it has been run (it is not run for this: it takes half an hour
+  a seed).
 
 For each, Pearson's r (with its 95% interval) and Spearman's rho (with p-values, scipy) of
 fragmentation against the norm, both against the test (validation) error, and the partial
@@ -29,6 +32,7 @@ from scipy import stats
 from . import double_descent, through_training
 
 NAME = "weight_norms"
+CONV_SWEEP = "double_descent_conv"  # the folder of the convolutional sweep beside this one
 
 
 def partial_spearman(x, y, z) -> tuple[float, float]:
@@ -91,11 +95,19 @@ def run(out_dir: str | Path, quick: bool = False, log=print) -> pd.DataFrame:
     out_dir.mkdir(parents=True, exist_ok=True)
     convnet, sweep, sweep_epochs = _inputs(out_dir.parent, quick, log)
     convnet = convnet[convnet["epoch"] > 0]  # the untrained model has no errors
+    settings = [("sweep", sweep, double_descent.MEASURES),
+                ("sweep_training", sweep_epochs, double_descent.MEASURES),
+                ("convnet_training", convnet, through_training.MEASURES)]
+    conv_csv = out_dir.parent / CONV_SWEEP / f"{double_descent.NAME}.csv"
+    if conv_csv.is_file():
+        settings += [("conv_sweep", pd.read_csv(conv_csv), double_descent.MEASURES),
+                     ("conv_sweep_training", pd.read_csv(conv_csv.with_name(f"{double_descent.NAME}_epochs.csv")),
+                      double_descent.MEASURES)]
+    else:
+        log(f"{conv_csv} is missing: no rows for the convolutional sweep (python -m pgdl_harness.experiments "
+            f"{CONV_SWEEP} trains it)")
     rows = []
-    for setting, frame, measures in (
-            ("sweep", sweep, double_descent.MEASURES),
-            ("sweep_training", sweep_epochs, double_descent.MEASURES),
-            ("convnet_training", convnet, through_training.MEASURES)):
+    for setting, frame, measures in settings:
         rows += [{"setting": setting, **correlations(frame, measure)} for measure in measures]
     table = pd.DataFrame(rows)
     table.to_csv(out_dir / f"{NAME}.csv", index=False)

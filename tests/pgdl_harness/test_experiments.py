@@ -183,6 +183,30 @@ def test_weight_norms_runs_a_missing_experiment_first(tmp_path, monkeypatch):
                                                                       frame["parameter_norm"]).statistic)
 
 
+def test_weight_norms_adds_the_convolutional_sweep_when_it_has_been_run(tmp_path):
+    rng = np.random.default_rng(2)
+
+    def table(n):
+        return pd.DataFrame({"epoch": range(1, n + 1), "width": range(1, n + 1), "seed": 0,
+                             "test_error": rng.uniform(size=n), "parameter_norm": rng.uniform(size=n),
+                             **{m: rng.uniform(size=n)
+                                for m in set(through_training.MEASURES) | set(double_descent.MEASURES)}})
+
+    for folder, n in (("through_training", 8), ("double_descent", 8), ("double_descent_conv", 6)):
+        (tmp_path / folder).mkdir()
+        name = "through_training" if folder == "through_training" else "double_descent"
+        table(n).to_csv(tmp_path / folder / f"{name}.csv", index=False)
+        if name == "double_descent":
+            table(2 * n).to_csv(tmp_path / folder / "double_descent_epochs.csv", index=False)
+    result = weight_norms.run(tmp_path / "weight_norms", log=lambda *_: None)
+    conv = result[result["setting"].str.startswith("conv_sweep")]
+    assert conv["setting"].tolist() == ["conv_sweep"] * 3 + ["conv_sweep_training"] * 3
+    assert conv["n"].tolist() == [6] * 3 + [12] * 3
+    finals = pd.read_csv(tmp_path / "double_descent_conv" / "double_descent.csv")
+    assert conv.iloc[0]["spearman_with_norm"] == pytest.approx(
+        stats.spearmanr(finals[conv.iloc[0]["measure"]], finals["parameter_norm"]).statistic)
+
+
 def test_double_descent_summary_finds_the_peaks_and_the_rank_correlation_over_widths():
     widths = [2, 4, 8, 16, 32, 64]
     test_error = [0.20, 0.22, 0.27, 0.24, 0.18, 0.13]  # the peak at width 8
