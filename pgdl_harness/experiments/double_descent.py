@@ -244,7 +244,7 @@ def plot(finals: pd.DataFrame, threshold: float, path: Path, settings: Settings)
     networks, images = (("Two-layer MLPs", "MNIST digits") if settings.architecture == "mlp"
                         else ("CNNs of widths k, 2k, 4k", "colour digits" if settings.dataset == "colour32" else "digits"))
     errors.set_title(f"{networks} on {settings.n_train} {images} ({side}), {settings.label_noise:.0%} "
-                     f"label noise, {settings.epochs} epochs of Adam; mean and range over {len(settings.seeds)} "
+                     f"label noise,\n{settings.epochs} epochs of Adam; mean and range over {len(settings.seeds)} "
                      "seed(s)", fontsize=9)
     for measure, label, color in (("fragmentation", "input space, same-class pairs", "tab:purple"),
                                   ("fragmentation_different_class", "input space, different-class pairs",
