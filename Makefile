@@ -99,14 +99,19 @@ BENCH_REPORT_DATA ?= bench_report_data
 .PHONY: benchmark-report-suite
 benchmark-report-suite: setup
 	$(PY) -m pgdl_harness.taskgen.benchmark_suite --reporting --out $(BENCH_REPORT_DATA) --workers $(WORKERS)
-BENCH_REPORTED := fragmentation_fitted_davies_bouldin davies_bouldin fragmentation_davies_bouldin natekar_sharma \
+# select with the default as its only candidate chooses nothing: it writes the paired comparison of
+# every measure with the default and the per-axis table (selection.md).
+BENCH_REPORTED_DEFAULT := fragmentation_fitted_davies_bouldin
+BENCH_REPORTED_OTHERS := davies_bouldin fragmentation_davies_bouldin natekar_sharma \
 	fragmentation fragmentation_fitted jacobian_norm davies_bouldin_penultimate distance_from_init parameter_norm \
 	output_margin mixup_error sparsity silhouette natekar_sharma_dbi
 BENCH_REPORT_OUT ?= results/benchmark_report
 .PHONY: benchmark-report
 benchmark-report: setup benchmark-report-suite
-	$(PY) -m pgdl_harness compare --data $(BENCH_REPORT_DATA) --measures $(BENCH_REPORTED) \
-		--out $(BENCH_REPORT_OUT) --workers $(WORKERS)
+	$(PY) -m pgdl_harness compare --data $(BENCH_REPORT_DATA) --measures $(BENCH_REPORTED_DEFAULT) \
+		$(BENCH_REPORTED_OTHERS) --out $(BENCH_REPORT_OUT) --workers $(WORKERS)
+	$(PY) -m pgdl_harness select --data $(BENCH_REPORT_DATA) --results $(BENCH_REPORT_OUT) \
+		--candidates $(BENCH_REPORTED_DEFAULT) --fixed $(BENCH_REPORTED_OTHERS) --reference $(BENCH_REPORTED_DEFAULT)
 
 # The protocol of docs/benchmark.md on the suite (its third round): the candidates and the measures
 # reported beside them, pair seed 0 (compare, cached and resumable), then leave-one-family-out
