@@ -104,7 +104,8 @@ benchmark-report-suite: setup
 BENCH_REPORTED_DEFAULT := fragmentation_fitted_davies_bouldin
 BENCH_REPORTED_OTHERS := davies_bouldin fragmentation_davies_bouldin natekar_sharma \
 	fragmentation fragmentation_fitted jacobian_norm davies_bouldin_penultimate distance_from_init parameter_norm \
-	output_margin mixup_error sparsity silhouette natekar_sharma_dbi
+	output_margin mixup_error sparsity silhouette natekar_sharma_dbi \
+	fragmentation_penultimate fragmentation_wide fragmentation_nearest fragmentation_nearest_other fragmentation_mixup
 BENCH_REPORT_OUT ?= results/benchmark_report
 .PHONY: benchmark-report
 benchmark-report: setup benchmark-report-suite
