@@ -105,7 +105,8 @@ BENCH_REPORTED_DEFAULT := fragmentation_fitted_davies_bouldin
 BENCH_REPORTED_OTHERS := davies_bouldin fragmentation_davies_bouldin natekar_sharma \
 	fragmentation fragmentation_fitted jacobian_norm davies_bouldin_penultimate distance_from_init parameter_norm \
 	output_margin mixup_error sparsity silhouette natekar_sharma_dbi \
-	fragmentation_penultimate fragmentation_wide fragmentation_nearest fragmentation_nearest_other fragmentation_mixup
+	fragmentation_penultimate fragmentation_wide fragmentation_nearest fragmentation_nearest_other fragmentation_mixup \
+	fragmentation_per_length fragmentation_off_label fragmentation_tiebreak fragmentation_penultimate_per_length
 BENCH_REPORT_OUT ?= results/benchmark_report
 .PHONY: benchmark-report
 benchmark-report: setup benchmark-report-suite
