@@ -44,6 +44,7 @@ from ..taskgen.images import DATASETS
 from .training import build, fit, load_split, parameter_count, run_folder
 
 NAME = "double_descent"
+CONV_NAME = "double_descent_conv"  # the convolutional sweep's name, and its folder beside this one's
 MEASURES = ("fragmentation", "fragmentation_different_class", "fragmentation_penultimate")
 
 
@@ -104,6 +105,11 @@ def conv_layers(width: int, n_classes: int = 10) -> list[dict]:
 def mlp_layers(width: int, n_classes: int = 10) -> list[dict]:
     return [{"layer_name": "Flatten"}, {"layer_name": "Dense", "units": width, "activation": "relu"},
             {"layer_name": "Dense", "units": n_classes}]
+
+
+def read_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A finished sweep's per-run and per-epoch tables, as ``run`` wrote them into ``folder``."""
+    return pd.read_csv(folder / f"{NAME}.csv"), pd.read_csv(folder / f"{NAME}_epochs.csv")
 
 
 def interpolation_threshold(table: pd.DataFrame, tolerance: float) -> float:

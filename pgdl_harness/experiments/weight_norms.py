@@ -32,7 +32,6 @@ from scipy import stats
 from . import double_descent, through_training
 
 NAME = "weight_norms"
-CONV_SWEEP = "double_descent_conv"  # the folder of the convolutional sweep beside this one
 
 
 def partial_spearman(x, y, z) -> tuple[float, float]:
@@ -85,8 +84,7 @@ def _inputs(root: Path, quick: bool, log) -> tuple[pd.DataFrame, pd.DataFrame, p
     if not dd_csv.is_file():
         log(f"{dd_csv} is missing: running {double_descent.NAME} first")
         double_descent.run(dd_csv.parent, double_descent.QUICK if quick else double_descent.Settings(), log)
-    epochs_csv = dd_csv.with_name(f"{double_descent.NAME}_epochs.csv")
-    return pd.read_csv(tt_csv), pd.read_csv(dd_csv), pd.read_csv(epochs_csv)
+    return (pd.read_csv(tt_csv), *double_descent.read_tables(dd_csv.parent))
 
 
 def run(out_dir: str | Path, quick: bool = False, log=print) -> pd.DataFrame:
@@ -98,14 +96,14 @@ def run(out_dir: str | Path, quick: bool = False, log=print) -> pd.DataFrame:
     settings = [("sweep", sweep, double_descent.MEASURES),
                 ("sweep_training", sweep_epochs, double_descent.MEASURES),
                 ("convnet_training", convnet, through_training.MEASURES)]
-    conv_csv = out_dir.parent / CONV_SWEEP / f"{double_descent.NAME}.csv"
-    if conv_csv.is_file():
-        settings += [("conv_sweep", pd.read_csv(conv_csv), double_descent.MEASURES),
-                     ("conv_sweep_training", pd.read_csv(conv_csv.with_name(f"{double_descent.NAME}_epochs.csv")),
-                      double_descent.MEASURES)]
+    conv_folder = out_dir.parent / double_descent.CONV_NAME
+    if (conv_folder / f"{double_descent.NAME}.csv").is_file():
+        conv_sweep, conv_epochs = double_descent.read_tables(conv_folder)
+        settings += [("conv_sweep", conv_sweep, double_descent.MEASURES),
+                     ("conv_sweep_training", conv_epochs, double_descent.MEASURES)]
     else:
-        log(f"{conv_csv} is missing: no rows for the convolutional sweep (python -m pgdl_harness.experiments "
-            f"{CONV_SWEEP} trains it)")
+        log(f"{conv_folder / f'{double_descent.NAME}.csv'} is missing: no rows for the convolutional sweep "
+            f"(python -m pgdl_harness.experiments {double_descent.CONV_NAME} trains it)")
     rows = []
     for setting, frame, measures in settings:
         rows += [{"setting": setting, **correlations(frame, measure)} for measure in measures]
