@@ -20,7 +20,12 @@ training points (``natekar_sharma.natekar_sharma_score``). Two products are buil
 
 Why products and not weighted sums: CMI and Kendall's tau depend only on each task's order of
 models, and a product's order does not depend on either factor's unit or scale, so no weight has
-to be fitted on the tasks that are then used to score it.
+to be fitted on the tasks that are then used to score it. The one weight a product has is the
+power of a factor (``power``: the product of ``F ** power`` and the index orders models as
+``power * log F + log DB`` does). It is not fitted on the tasks that report a score: its values
+are registered before a round (``fragmentation_fitted_davies_bouldin_half`` and ``_quarter``,
+docs/benchmark.md's fourth round), chosen between on the benchmark suite and reported on the
+reporting suite.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragme
 
 
 def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED,
-                                       ends: str = fragmentation.DEFAULT_ENDS) -> float:
-    """``fragmentation_score * davies_bouldin_measure``, both at their defaults.
+                                       ends: str = fragmentation.DEFAULT_ENDS, power: float = 1.0) -> float:
+    """``fragmentation_score ** power * davies_bouldin_measure``, both at their defaults.
 
     Parameters
     ----------
@@ -59,12 +64,17 @@ def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fra
     seed : the seed of both the fragmentation pairs and the Davies-Bouldin sample.
     ends : ``fragmentation_score``'s: ``"fitted"`` counts only the paths whose two ends the model
         classifies as their labels.
+    power : the weight of fragmentation in the product's logarithm (``power * log F + log DB``,
+        which orders the models as the product does); 1 is the plain product, smaller powers let
+        the clustering index decide more of the order. ``power`` must be > 0.
 
     Returns
     -------
     float >= 0; larger means a larger expected generalization gap (paths that change class often,
     hidden representations that cluster the classes poorly).
     """
+    if not power > 0:
+        raise ValueError(f"power must be > 0, got {power!r}")
     changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed, ends=ends)
     clustering = representation.davies_bouldin_measure(model, inputs, labels, seed=seed)
-    return float(changes * clustering)
+    return float(changes ** power * clustering)

@@ -129,7 +129,9 @@ class RayEngine:
         ray = self._ray
         self.check_task_folder(task)
         inputs_ref, labels_ref = ray.put(inputs), ray.put(labels)
-        resources = {"num_cpus": self.task_cpus, "num_gpus": self.task_gpus}
+        # SPREAD: models go to every node from the start, rather than filling the driver's node first
+        # and spilling over only once its workers are busy (a short task would then run on one node).
+        resources = {"num_cpus": self.task_cpus, "num_gpus": self.task_gpus, "scheduling_strategy": "SPREAD"}
         pending = {self._measure.options(**resources).remote(task, model_id, {label: runs[label] for label in needed},
                                                            inputs_ref, labels_ref, options): (model_id, needed)
                    for model_id, needed in jobs}

@@ -36,3 +36,16 @@ def test_fragmentation_times_davies_bouldin_is_the_product_at_one_seed():
     # The seed reaches both factors: another seed gives another product.
     other = fragmentation_score(model, inputs, labels, seed=4) * davies_bouldin_measure(model, inputs, labels, seed=4)
     assert fragmentation_times_davies_bouldin(model, inputs, labels, seed=4) == pytest.approx(other)
+
+
+def test_the_power_weights_fragmentation_in_the_product():
+    model, inputs, labels = _random_net_and_data()
+    changes = fragmentation_score(model, inputs, labels, seed=3, ends="fitted")
+    clustering = davies_bouldin_measure(model, inputs, labels, seed=3)
+    assert changes > 0 and changes != 1  # a power other than 1 changes the value
+    plain = fragmentation_times_davies_bouldin(model, inputs, labels, seed=3, ends="fitted")
+    assert plain == changes * clustering  # power 1 is the plain product, to the last bit
+    half = fragmentation_times_davies_bouldin(model, inputs, labels, seed=3, ends="fitted", power=0.5)
+    assert half == pytest.approx(changes ** 0.5 * clustering) and half != pytest.approx(plain)
+    with pytest.raises(ValueError, match="power must be > 0"):
+        fragmentation_times_davies_bouldin(model, inputs, labels, power=0)

@@ -53,7 +53,9 @@ def test_score_on_ray_writes_the_local_engines_files_and_uses_both_nodes(cluster
         assert (out / f"{task}.predict").read_bytes() == (local_out / f"{task}.predict").read_bytes(), task
     workers = json.loads((out / "mnist_vgg.predict.json").read_text())["workers"]
     assert sum(workers.values()) == 32
-    assert len({where.split(" pid")[0] for where in workers}) == 2  # both nodes measured models
+    nodes = {where.split(" pid")[0] for task in ("toy_data", "mnist_vgg", "mnist_nin_bn")
+             for where in json.loads((out / f"{task}.predict.json").read_text())["workers"]}
+    assert len(nodes) == 2  # both nodes measured models
     # The cache is the local engine's: a local run reuses every value.
     assert main(["score", "--data", str(DATA), *CHEAP, "--out", str(out), "--task", "mnist_vgg"]) == 0
     assert json.loads((out / "mnist_vgg.predict.json").read_text())["reused_from_cache"] == 32
