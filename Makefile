@@ -115,19 +115,19 @@ benchmark-report: setup benchmark-report-suite
 	$(PY) -m pgdl_harness select --data $(BENCH_REPORT_DATA) --results $(BENCH_REPORT_OUT) \
 		--candidates $(BENCH_REPORTED_DEFAULT) --fixed $(BENCH_REPORTED_OTHERS) --reference $(BENCH_REPORTED_DEFAULT)
 
-# The protocol of docs/benchmark.md on the suite (its third round): the candidates and the measures
+# The protocol of docs/benchmark.md on the suite (its fourth round): the candidates and the measures
 # reported beside them, pair seed 0 (compare, cached and resumable), then leave-one-family-out
 # selection (select) against the default. BENCH_OTHERS="..." chooses the measures reported beside.
-BENCH_CANDIDATES := fragmentation_davies_bouldin fragmentation fragmentation_fitted fragmentation_fitted_davies_bouldin
-BENCH_OTHERS ?= davies_bouldin parameter_norm natekar_sharma natekar_sharma_dbi mixup_error sparsity silhouette \
-	davies_bouldin_penultimate output_margin distance_from_init jacobian_norm
+BENCH_CANDIDATES := fragmentation_fitted_davies_bouldin fragmentation_fitted_davies_bouldin_half \
+	fragmentation_fitted_davies_bouldin_quarter
+BENCH_OTHERS ?= davies_bouldin fragmentation_fitted
 BENCH_OUT ?= results/benchmark
 .PHONY: benchmark-study
 benchmark-study: setup benchmark-suite
 	$(PY) -m pgdl_harness compare --data $(BENCH_DATA) --measures $(BENCH_CANDIDATES) $(BENCH_OTHERS) \
 		--out $(BENCH_OUT) --workers $(WORKERS)
 	$(PY) -m pgdl_harness select --data $(BENCH_DATA) --results $(BENCH_OUT) --candidates $(BENCH_CANDIDATES) \
-		--fixed $(BENCH_OTHERS) --reference fragmentation_davies_bouldin
+		--fixed $(BENCH_OTHERS) --reference fragmentation_fitted_davies_bouldin
 
 # score and compare in one process and with worker processes on the bundled image tasks (seconds
 # per model, speed-up), and the task generator's models per minute with 1 and 2 workers (~10 min).
