@@ -97,12 +97,13 @@ def run(out_dir: str | Path, quick: bool = False, log=print) -> pd.DataFrame:
                 ("sweep_training", sweep_epochs, double_descent.MEASURES),
                 ("convnet_training", convnet, through_training.MEASURES)]
     conv_folder = out_dir.parent / double_descent.CONV_NAME
-    if (conv_folder / f"{double_descent.NAME}.csv").is_file():
+    conv_csv = conv_folder / f"{double_descent.NAME}.csv"
+    if conv_csv.is_file():
         conv_sweep, conv_epochs = double_descent.read_tables(conv_folder)
         settings += [("conv_sweep", conv_sweep, double_descent.MEASURES),
                      ("conv_sweep_training", conv_epochs, double_descent.MEASURES)]
     else:
-        log(f"{conv_folder / f'{double_descent.NAME}.csv'} is missing: no rows for the convolutional sweep "
+        log(f"{conv_csv} is missing: no rows for the convolutional sweep "
             f"(python -m pgdl_harness.experiments {double_descent.CONV_NAME} trains it)")
     rows = []
     for setting, frame, measures in settings:

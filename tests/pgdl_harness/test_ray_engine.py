@@ -49,11 +49,12 @@ def local_out(tmp_path_factory):
 def test_score_on_ray_writes_the_local_engines_files_and_uses_both_nodes(cluster, local_out, tmp_path):
     out = tmp_path / "ray"
     assert main(["score", "--data", str(DATA), *CHEAP, "--out", str(out), "--engine", "ray"]) == 0
-    for task in ("toy_data", "mnist_vgg", "mnist_nin_bn"):
+    tasks = ("toy_data", "mnist_vgg", "mnist_nin_bn")
+    for task in tasks:
         assert (out / f"{task}.predict").read_bytes() == (local_out / f"{task}.predict").read_bytes(), task
     workers = json.loads((out / "mnist_vgg.predict.json").read_text())["workers"]
     assert sum(workers.values()) == 32
-    nodes = {where.split(" pid")[0] for task in ("toy_data", "mnist_vgg", "mnist_nin_bn")
+    nodes = {where.split(" pid")[0] for task in tasks
              for where in json.loads((out / f"{task}.predict.json").read_text())["workers"]}
     assert len(nodes) == 2  # both nodes measured models
     # The cache is the local engine's: a local run reuses every value.
