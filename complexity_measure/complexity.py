@@ -33,10 +33,10 @@ else:
 def complexity(model, dataset, program_dir=None):
     """The default measure of a trained PGDL model on its training data.
 
-    The default (``registry.DEFAULT_MEASURE``) is ``fragmentation_fitted_davies_bouldin``: class
-    changes per same-class path in the input space, over the paths whose two ends the model
-    classifies as labelled, times the hidden layers' mean Davies-Bouldin index
-    (needs scikit-learn, as the PGDL winner's entry did). ``model`` is the kit's Sequential Keras
+    The default (``registry.DEFAULT_MEASURE``) is ``fragmentation_fitted_davies_bouldin_quarter``:
+    the fourth root of the class changes per same-class path in the input space (over the paths
+    whose two ends the model classifies as labelled), times the hidden layers' mean Davies-Bouldin
+    index (needs scikit-learn, as the PGDL winner's entry did). ``model`` is the kit's Sequential Keras
     classifier (Keras 3 or Keras 2); ``dataset`` the
     unbatched ``tf.data.Dataset`` of ``(inputs, label)`` training pairs. ``program_dir`` is passed
     by a later version of the kit and is not needed. Returns a float, larger for a larger expected

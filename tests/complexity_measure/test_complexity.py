@@ -22,12 +22,13 @@ from ..conftest import DATA, REPO, TOY_TASK
 
 
 def test_complexity_is_the_default_measure_as_a_float(toy_task):
-    """The default: fragmentation over the fitted paths times the hidden layers' Davies-Bouldin index."""
+    """The default: the fourth root of fragmentation over the fitted paths times the hidden layers'
+    Davies-Bouldin index."""
     model = load_model(toy_task.model_folder("model_4"))
     value = complexity(model, load_dataset(toy_task))
     assert isinstance(value, float)
     inputs, labels = load_arrays(toy_task)
-    assert value == (fragmentation_score(model, inputs, labels, ends="fitted")
+    assert value == (fragmentation_score(model, inputs, labels, ends="fitted") ** 0.25
                      * davies_bouldin_measure(model, inputs, labels))
     assert complexity(model, load_dataset(toy_task), program_dir="/somewhere") == value
 
