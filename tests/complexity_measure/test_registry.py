@@ -5,7 +5,9 @@ import pytest
 
 from complexity_measure.forward import middle_activation_layer
 from complexity_measure.fragmentation import DEFAULT_N_PAIRS, fragmentation_score
-from complexity_measure.registry import MEASURES, code_fingerprint, get_measure, parse_parameter
+from complexity_measure.registry import DEFAULT_MEASURE, MEASURES, code_fingerprint, get_measure, parse_parameter
+
+from ..conftest import REPO
 
 
 def small_convnet(keras):
@@ -116,3 +118,10 @@ def test_parse_parameter_rejects_malformed_text(text):
 def test_code_fingerprint_is_a_stable_hash_of_the_package():
     assert code_fingerprint() == code_fingerprint()
     assert len(code_fingerprint()) == 64
+
+
+def test_the_makefile_scores_the_registry_default():
+    """`make score` and the reporting suite's comparison name the default once, as the registry does."""
+    lines = (REPO / "Makefile").read_text().splitlines()
+    assert f"DEFAULT_MEASURE := {DEFAULT_MEASURE}" in lines
+    assert "MEASURE ?= $(DEFAULT_MEASURE)" in lines and "BENCH_REPORTED_DEFAULT := $(DEFAULT_MEASURE)" in lines
