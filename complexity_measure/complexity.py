@@ -3,9 +3,13 @@
 The starting kit puts this folder on ``sys.path`` and runs ``from complexity import complexity``,
 so this module must work as a top-level module with nothing installed; it then loads the rest of
 the folder as the package ``complexity_measure`` itself, whatever the folder is called (the kit
-unpacks a submission into a folder of its own choosing).
+unpacks a submission into a folder of its own choosing). Where that name already belongs to
+another folder's package (a host process that imported the project itself), this folder is loaded
+under a name of its own, so that its measures are this folder's, not the other package's.
 """
 
+import hashlib
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -15,19 +19,27 @@ if __package__:
     from .registry import DEFAULT_MEASURE, get_measure
 else:
     def _load_package():
-        if "complexity_measure" in sys.modules:
-            return sys.modules["complexity_measure"]
         here = Path(__file__).resolve().parent
+        name = "complexity_measure"
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            if Path(getattr(loaded, "__file__", None) or "").resolve().parent == here:
+                return loaded
+            name = f"complexity_measure_{hashlib.sha256(str(here).encode()).hexdigest()[:12]}"
+            if name in sys.modules:
+                return sys.modules[name]
         spec = importlib.util.spec_from_file_location(
-            "complexity_measure", here / "__init__.py", submodule_search_locations=[str(here)])
+            name, here / "__init__.py", submodule_search_locations=[str(here)])
         package = importlib.util.module_from_spec(spec)
-        sys.modules["complexity_measure"] = package
+        sys.modules[name] = package
         spec.loader.exec_module(package)
         return package
 
     _package = _load_package()
-    from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES, dataset_to_arrays
-    from complexity_measure.registry import DEFAULT_MEASURE, get_measure
+    _dataset = importlib.import_module(f"{_package.__name__}.dataset")
+    _registry = importlib.import_module(f"{_package.__name__}.registry")
+    DEFAULT_MAX_EXAMPLES, dataset_to_arrays = _dataset.DEFAULT_MAX_EXAMPLES, _dataset.dataset_to_arrays
+    DEFAULT_MEASURE, get_measure = _registry.DEFAULT_MEASURE, _registry.get_measure
 
 
 def complexity(model, dataset, program_dir=None):

@@ -1,5 +1,6 @@
 """The PGDL drop-in: ``complexity(model, dataset)`` as the starting kit calls it."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import complexity_measure
 from complexity_measure.complexity import complexity
 from complexity_measure.fragmentation import fragmentation_score
 from complexity_measure.representation import davies_bouldin_measure
@@ -79,6 +81,27 @@ def test_a_dataset_that_does_not_fit_the_model_is_named(toy_task):
         complexity(model, wrong)
     with pytest.raises(ValueError, match="pairs"):
         complexity(model, tf.data.Dataset.from_tensor_slices(np.zeros((10, 3), np.float32)))
+
+
+def test_a_copy_loaded_where_the_projects_package_is_imported_runs_its_own_modules(tmp_path, toy_task):
+    """A host that imported ``complexity_measure`` loads a changed copy's ``complexity.py``: the copy's
+    registry answers (7 plus a thousandth of the examples), and the host's package stays in place."""
+    folder = tmp_path / "unpacked_submission"
+    shutil.copytree(REPO / "complexity_measure", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(folder / "registry.py", "a") as registry:
+        registry.write("\n\ndef get_measure(name):\n"
+                       "    return lambda model, inputs, labels: 7.0 + len(inputs) / 1000\n")
+    spec = importlib.util.spec_from_file_location("unpacked_complexity", folder / "complexity.py")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        model = load_model(toy_task.model_folder("model_4"))
+        assert module.complexity(model, load_dataset(toy_task)) == 7.2  # 200 examples
+        assert sys.modules["complexity_measure"] is complexity_measure
+        assert module.get_measure.__module__.startswith("complexity_measure_")
+    finally:
+        for name in [name for name in sys.modules if name.startswith("complexity_measure_")]:
+            del sys.modules[name]
 
 
 # The starting kit's way, in a fresh interpreter: the submission folder (under another name, as
