@@ -56,6 +56,16 @@ def _bad_json(folder):
 
 
 def _refused_layer(folder):
+    """A TFSMLayer over a saved graph that, when it runs, writes ``graph_ran`` beside it."""
+    import tensorflow as tf
+
+    class Marking(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def serve(self, x):
+            tf.io.write_file(str(folder / "graph_ran"), "ran")
+            return x
+
+    tf.saved_model.save(Marking(), str(folder / "graph"))
     config = _config(folder)
     config["model_config"].insert(0, {"layer_name": "TFSMLayer", "filepath": str(folder / "graph"),
                                       "call_endpoint": "serve"})
@@ -139,7 +149,12 @@ def test_every_fault_is_isolated_and_named(broken_task, intact_values, tmp_path,
         assert f"toy_data/{model_id}: " in err
     assert report["cmi"] is None and report["note"].startswith("incomplete: 10 of 18 model(s) failed, no CMI")
     assert not (out / "toy_data.predict").exists()
-    assert not (broken_task.model_folder("model_5") / "graph").exists()
+    # The refused graph never ran; run, it leaves its mark.
+    marked = broken_task.model_folder("model_5")
+    assert not (marked / "graph_ran").exists()
+    import tensorflow as tf
+    tf.saved_model.load(str(marked / "graph")).serve(tf.zeros([1, 3]))
+    assert (marked / "graph_ran").exists()
 
     # Every healthy model was scored, and cached exactly as an intact run computes it.
     healthy = sorted(set(broken_task.model_ids) - set(FAULTS))
