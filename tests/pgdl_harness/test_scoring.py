@@ -282,7 +282,13 @@ def test_nan_counts_as_a_tie_with_a_warning(toy_specs):
     gaps = generalization_gaps(toy_specs)
     with pytest.warns(RuntimeWarning, match="NaN for model_0"):
         score = score_task({**gaps, "model_0": float("nan")}, toy_specs)
-    assert math.isfinite(score.cmi) and math.isfinite(score.kendall_tau)
+    # The organisers' scorer on these predictions (every model's own gap, model_0's NaN).
+    assert score.cmi == pytest.approx(85.636372848627, abs=1e-9)
+    # The gaps themselves are concordant with every pair they do not tie; model_0's NaN ties it
+    # with every other model, so its untied pairs move from concordant to tied.
+    untied = sum(gap != gaps["model_0"] for model_id, gap in gaps.items() if model_id != "model_0")
+    pairs = len(gaps) * (len(gaps) - 1) // 2
+    assert score.kendall_tau == pytest.approx(score_task(gaps, toy_specs).kendall_tau - untied / pairs, abs=1e-12)
 
 
 def test_warns_where_organisers_bin_names_collide():
