@@ -72,6 +72,18 @@ def test_a_measure_that_is_the_norm_has_no_partial_correlation_with_the_error():
     assert row["spearman_with_error"] == pytest.approx(row["spearman_norm_with_error"])
 
 
+def test_correlations_of_a_known_table_and_none_for_a_flat_measure():
+    frame = pd.DataFrame({"parameter_norm": [1.0, 2.0, 3.0, 4.0, 5.0], "test_error": [0.1, 0.3, 0.2, 0.5, 0.4],
+                          "fragmentation": [2.0, 1.0, 4.0, 3.0, 5.0], "flat": [1.0] * 5})
+    row = weight_norms.correlations(frame, "fragmentation")
+    # Ranks (2, 1, 4, 3, 5) against (1, ..., 5): two swapped neighbours, 1 - 6 * 4 / (5 * 24) = 0.8.
+    assert row["spearman_with_norm"] == pytest.approx(0.8, abs=1e-12)
+    # Against the error's ranks (1, 3, 2, 5, 4): squared rank differences 14, 1 - 6 * 14 / 120 = 0.3.
+    assert row["spearman_with_error"] == pytest.approx(0.3, abs=1e-12)
+    assert row["n"] == 5
+    assert weight_norms.correlations(frame, "flat") == {"measure": "flat", "n": 5}
+
+
 @pytest.fixture(scope="module")
 def miniature_runs(tmp_path_factory):
     """The two training experiments' miniatures, run once into one folder (as the CLI lays them out)."""
@@ -150,9 +162,11 @@ def test_weight_norms_miniature_reuses_the_training_runs(miniature_runs, capsys)
     epochs = pd.read_csv(miniature_runs / "double_descent" / "double_descent_epochs.csv")
     for row in table[table["setting"] == "sweep_training"].itertuples():
         rows = epochs.dropna(subset=[row.measure, "parameter_norm", "test_error"])
-        if np.ptp(rows[row.measure]) > 0:
+        if np.ptp(rows[row.measure]) == 0:  # a flat measure has no coefficient
+            assert np.isnan(row.spearman_with_norm), row.measure
+        else:
             assert row.spearman_with_norm == pytest.approx(
-                stats.spearmanr(rows[row.measure], rows["parameter_norm"]).statistic)
+                stats.spearmanr(rows[row.measure], rows["parameter_norm"]).statistic), row.measure
     assert (miniature_runs / "weight_norms" / "weight_norms.png").stat().st_size > 10_000
 
 
