@@ -9,7 +9,7 @@ import pytest
 from complexity_measure.fragmentation import DEFAULT_N_POINTS
 from pgdl_harness.cli import main
 
-from ..conftest import GOLDEN_DIR, REPO, TOY_TASK
+from ..conftest import DATA, GOLDEN_DIR, REPO, TOY_TASK
 
 GOLDEN = json.loads((GOLDEN_DIR / "golden_cmi.json").read_text())["cases"]
 
@@ -30,7 +30,7 @@ def test_evaluate_scores_the_kits_sample_predictions(tmp_path, capsys):
 
 
 def test_score_writes_predictions_with_their_provenance_and_reuses_cached_values(tmp_path, toy_task):
-    arguments = ["score", "--data", "data", "--task", "toy_data", "--out", str(tmp_path), "--measure",
+    arguments = ["score", "--data", str(DATA), "--task", "toy_data", "--out", str(tmp_path), "--measure",
                  "fragmentation", "--param", "n_pairs=8", "--param", "pairs=any", "--report", str(tmp_path / "r.json"),
                  "--no-progress"]
     assert main(arguments) == 0
@@ -55,18 +55,18 @@ def test_score_writes_predictions_with_their_provenance_and_reuses_cached_values
     ("n_pairs", "expected a measure parameter as name=value"),
 ])
 def test_bad_parameters_are_one_line_errors(tmp_path, capsys, param, message):
-    assert main(["score", "--data", "data", "--task", "toy_data", "--out", str(tmp_path), "--measure", "fragmentation",
+    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--out", str(tmp_path), "--measure", "fragmentation",
                  "--param", param]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_compare_sets_each_parameter_where_it_applies(tmp_path, capsys):
-    assert main(["compare", "--data", "data", "--task", "toy_data", "--measures", "parameter_norm", "fragmentation",
+    assert main(["compare", "--data", str(DATA), "--task", "toy_data", "--measures", "parameter_norm", "fragmentation",
                  "--param", "n_pairs=8", "--out", str(tmp_path), "--no-figures", "--no-progress"]) == 0
     companion = json.loads((tmp_path / "fragmentation" / "toy_data.predict.json").read_text())
     assert companion["key"]["parameters"]["n_pairs"] == 8
     assert json.loads((tmp_path / "parameter_norm" / "toy_data.predict.json").read_text())["key"]["parameters"] == {}
-    assert main(["compare", "--data", "data", "--task", "toy_data", "--measures", "parameter_norm",
+    assert main(["compare", "--data", str(DATA), "--task", "toy_data", "--measures", "parameter_norm",
                  "--param", "n_pairs=8", "--out", str(tmp_path)]) == 2
     assert "no chosen measure has the parameter(s) n_pairs" in capsys.readouterr().err
 
@@ -82,7 +82,7 @@ def test_tensorflows_start_up_lines_stay_off_the_terminal():
 def test_exceeded_predictions_score_zero_with_a_note(tmp_path, capsys):
     values = dict(GOLDEN["true_gap"]["predictions"], model_9="EXCEEDED")
     (tmp_path / "toy_data.predict").write_text(json.dumps(values))
-    assert main(["evaluate", "--data", "data", "--predictions", str(tmp_path), "--report",
+    assert main(["evaluate", "--data", str(DATA), "--predictions", str(tmp_path), "--report",
                  str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())["toy_data"]
     assert report["cmi"] == 0.0 and report["note"].startswith("EXCEEDED")
@@ -107,7 +107,7 @@ def test_an_incomplete_grid_is_reported_not_scored(tmp_path):
 def test_errors_are_one_line_messages(tmp_path, capsys):
     assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--predictions", str(tmp_path)]) == 2
     assert "error: data root" in capsys.readouterr().err
-    assert main(["evaluate", "--data", "data", "--task", "toy_data", "--predictions", str(tmp_path)]) == 2
+    assert main(["evaluate", "--data", str(DATA), "--task", "toy_data", "--predictions", str(tmp_path)]) == 2
     assert "toy_data.predict: missing" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["score", "--measure", "no_such_measure"])

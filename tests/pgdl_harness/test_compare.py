@@ -8,13 +8,12 @@ from complexity_measure.registry import get_measure
 from pgdl_harness.cli import main
 from pgdl_harness.compare import RunLabel, compare_runs, score_table, seeded_measures
 from pgdl_harness.outputs import write_comparison
-from pgdl_harness.render import comparison_markdown
 from pgdl_harness.cache import ModelResult
 from pgdl_harness.runner import TaskRun
 from pgdl_harness.scoring import score_task
 from pgdl_harness.tasks import Task
 
-from ..conftest import GOLDEN_DIR
+from ..conftest import DATA, GOLDEN_DIR
 
 GOLDEN = json.loads((GOLDEN_DIR / "golden_cmi.json").read_text())["cases"]
 
@@ -42,8 +41,15 @@ def test_comparison_scores_each_measure_and_ranks_them(toy_task, tmp_path):
         GOLDEN["negated_gap"]["kendall_tau"], abs=1e-12)
     assert json.loads((tmp_path / "kit" / "toy_data.predict").read_text()) == GOLDEN["kit_toy_predict"]["predictions"]
     markdown = (tmp_path / "comparison.md").read_text()
-    assert markdown == comparison_markdown(frame)
-    assert "| truth     |     100.00 | 100.00 |" in markdown
+    # The page's tables hold the golden scores, best first.
+    cmi_table = markdown.split("**CMI x100**")[1].split("**")[0]
+    assert [line.split("|")[1].strip() for line in cmi_table.splitlines()
+            if line.startswith("| ") and "measure" not in line] == ["truth", "negated", "kit", "broken"]
+    for name, case in (("truth", "true_gap"), ("negated", "negated_gap"), ("kit", "kit_toy_predict")):
+        cmi, tau = GOLDEN[case]["cmi_x100"], GOLDEN[case]["kendall_tau"]
+        assert f"| {name:<9} | {cmi:10.2f} | {cmi:6.2f} |" in cmi_table, name
+        assert f"| {name:<9} | {tau:10.3f} | {tau:6.3f} |" in markdown, name
+    assert "| truth     |     100.00 | 100.00 |" in markdown and "| broken    |        n/a |    n/a |" in markdown
     # One 3.4 x 3.0 inch panel per complete measure (the broken one has none), at 110 dpi.
     assert png_size(tmp_path / "figures" / "toy_data.png") == (round(3 * 3.4 * 110), round(3.0 * 110))
     assert {r.measure for r in reports} == {"negated", "truth", "kit", "broken"}
@@ -119,7 +125,7 @@ def test_seeded_measures_label_each_seed_of_a_sampling_measure():
 
 @pytest.mark.slow
 def test_compare_seeds_on_the_toy_task(tmp_path):
-    assert main(["compare", "--data", "data", "--task", "toy_data", "--measures", "fragmentation",
+    assert main(["compare", "--data", str(DATA), "--task", "toy_data", "--measures", "fragmentation",
                  "parameter_norm", "--seeds", "2", "--out", str(tmp_path), "--null", "100", "--bootstrap", "100",
                  "--no-progress", "--no-figures"]) == 0
     values = {label: json.loads((tmp_path / label / "toy_data.predict").read_text())
