@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .forward import DEFAULT_BATCH_SIZE, logit_jacobian_norms, logits
+from .classifier import DEFAULT_BATCH_SIZE, as_classifier, names_refusals
 from .sampling import training_sample
 
 # Defaults, and why: the kit's Jacobian baseline looks at ~512 examples; the same number here
@@ -25,65 +25,69 @@ DEFAULT_MARGIN_PERCENTILE = 10.0
 DEFAULT_SEED = 0
 
 
+@names_refusals
 def distance_from_initialization(model, inputs=None, labels=None) -> float:
     """Euclidean (Frobenius) distance between the model's weights and its initial weights, >= 0.
 
-    ``sqrt(sum_i ||W_i - W_i^0||_F^2)`` over every array of ``model.get_weights()`` (trainable or
-    not, BatchNorm's moving statistics included, as in the kit's baseline) against
-    ``model.initial_weights`` in the same order, which the PGDL loaders set from
-    ``weights_init.hdf5``. The kit's baseline returns the square of this value: the same ranking.
-    ``inputs`` and ``labels`` are not used. Larger: the training moved further from the start,
-    expected to mean a larger gap (Nagarajan & Kolter 2019; Jiang et al. 2020).
+    ``sqrt(sum_i ||W_i - W_i^0||_F^2)`` over every weight array (``Classifier.weights``: trainable
+    or not, BatchNorm's moving statistics included, as in the kit's baseline) against the initial
+    weights in the same order: a Keras model's ``model.initial_weights`` (the PGDL loaders set it
+    from ``weights_init.hdf5``), or those given to ``as_classifier(model, initial_weights=...)``
+    (a PyTorch ``state_dict`` at initialisation). The kit's baseline returns the square of this
+    value: the same ranking. ``inputs`` and ``labels`` are not used. Larger: the training moved
+    further from the start, expected to mean a larger gap (Nagarajan & Kolter 2019; Jiang et al. 2020).
 
-    Raises ValueError when the model has no ``initial_weights`` or they do not match its weights.
+    Raises ModelRefused when the initial weights are not known or the weights are not finite, and
+    ValueError when the initial weights do not match the weights.
     """
-    initial = getattr(model, "initial_weights", None)
-    if initial is None:
-        raise ValueError(f"{type(model).__name__} has no initial_weights: distance from initialization needs "
-                         f"the weights at initialisation (the PGDL loaders set model.initial_weights from a "
-                         f"task's weights_init.hdf5, which this task does not have or which failed to load)")
-    current = model.get_weights()
-    initial = [np.asarray(weights) for weights in initial]
+    model = as_classifier(model)
+    current = model.finite_weights()
+    initial = model.initial_weights()
     if len(initial) != len(current):
-        raise ValueError(f"model.initial_weights has {len(initial)} arrays but the model has {len(current)}")
+        raise ValueError(f"the initial weights have {len(initial)} arrays but the model has {len(current)}")
     squared = 0.0
     for index, (now, start) in enumerate(zip(current, initial)):
         if now.shape != start.shape:
-            raise ValueError(f"model.initial_weights[{index}] has shape {start.shape} but the model's weight "
+            raise ValueError(f"the initial weight array {index} has shape {start.shape} but the model's weight "
                              f"array {index} has shape {now.shape}")
         squared += float(np.sum(np.square(now.astype(np.float64) - start.astype(np.float64))))
     return float(np.sqrt(squared))
 
 
+@names_refusals
 def parameter_norm(model, inputs=None, labels=None) -> float:
-    """Sum of the squares of every weight of the model (``model.get_weights()``), >= 0.
+    """Sum of the squares of every weight of the model (``Classifier.weights``), >= 0.
 
     The kit's sample submission, unchanged in meaning: BatchNorm's moving statistics count too.
     Larger weights, expected to mean a larger gap. ``inputs`` and ``labels`` are not used.
     """
-    return float(sum(np.sum(np.square(weights.astype(np.float64))) for weights in model.get_weights()))
+    return float(sum(np.sum(np.square(weights.astype(np.float64)))
+                     for weights in as_classifier(model).finite_weights()))
 
 
+@names_refusals
 def jacobian_norm(model, inputs, labels, *, n_examples: int | None = DEFAULT_JACOBIAN_EXAMPLES,
                   seed: int = DEFAULT_SEED, batch_size: int = DEFAULT_JACOBIAN_BATCH_SIZE) -> float:
     """Mean Frobenius norm of the input-output Jacobian d logits / d inputs over training inputs, >= 0.
 
     Parameters
     ----------
-    model : Sequential Keras classifier (Keras 3 or Keras 2) whose outputs are logits.
+    model : a differentiable classifier whose outputs are logits: a Keras model (TensorFlow, JAX or
+        PyTorch backend) or a ``torch.nn.Module`` (a plain callable is refused: no gradients).
     inputs : array of shape ``(n,) + input_shape``; labels : shape ``(n,)`` (only checked).
     n_examples : seeded, order-independent sample size (None: all); 512, as in the kit's baseline.
     seed, batch_size : the sample's seed; examples per Jacobian batch (memory per batch is
         ``batch_size * n_classes * input_size`` floats).
 
-    Exact per example (``forward.logit_jacobian_norms``: one input gradient per class), not a
+    Exact per example (``Classifier.jacobian_norms``: one input gradient per class), not a
     random-projection estimate. The kit's baseline differs: it averages the *squared* Jacobian
     entries with respect to every layer's input, not only the model's input. Larger: the model's
     outputs are more sensitive to its inputs around the training data, expected to mean a larger
     gap (Novak et al. 2018, "Sensitivity and generalization in neural networks").
     """
+    model = as_classifier(model)
     inputs, _ = training_sample(model, inputs, labels, n_examples, seed)
-    return float(np.mean(logit_jacobian_norms(model, inputs, batch_size)))
+    return float(np.mean(model.jacobian_norms(inputs, batch_size)))
 
 
 def logit_margins(model, inputs, labels, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
@@ -91,8 +95,9 @@ def logit_margins(model, inputs, labels, batch_size: int = DEFAULT_BATCH_SIZE) -
 
     Negative for misclassified examples. ``labels`` are class indices ``(n,)`` or one-hot.
     """
+    model = as_classifier(model)
     inputs, labels = training_sample(model, inputs, labels, None, DEFAULT_SEED)
-    scores = logits(model, inputs, batch_size)
+    scores = model.logits(inputs, batch_size)
     if labels.min() < 0 or labels.max() >= scores.shape[1]:
         raise ValueError(f"labels must be class indices in 0 .. {scores.shape[1] - 1} for a model with "
                          f"{scores.shape[1]} outputs, got labels in {labels.min()} .. {labels.max()}")
@@ -103,6 +108,7 @@ def logit_margins(model, inputs, labels, batch_size: int = DEFAULT_BATCH_SIZE) -
     return true - others.max(axis=1)
 
 
+@names_refusals
 def output_margin(model, inputs, labels, *, percentile: float = DEFAULT_MARGIN_PERCENTILE,
                   n_examples: int | None = DEFAULT_MARGIN_EXAMPLES, seed: int = DEFAULT_SEED,
                   batch_size: int = DEFAULT_BATCH_SIZE) -> float:
@@ -123,5 +129,6 @@ def output_margin(model, inputs, labels, *, percentile: float = DEFAULT_MARGIN_P
     """
     if not 0.0 <= percentile <= 100.0:
         raise ValueError(f"percentile must be in [0, 100], got {percentile!r}")
+    model = as_classifier(model)
     inputs, labels = training_sample(model, inputs, labels, n_examples, seed)
     return -float(np.percentile(logit_margins(model, inputs, labels, batch_size), percentile))

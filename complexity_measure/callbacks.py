@@ -27,10 +27,9 @@ import time
 from typing import Callable, Iterable
 
 import numpy as np
-import tensorflow as tf
 
 from . import fragmentation
-from .dataset import class_indices
+from .labels import class_indices
 from .registry import Measure, get_measure
 
 
@@ -72,7 +71,10 @@ def FragmentationMonitor(inputs, labels, *, measure: str | Callable = "fragmenta
     Put the monitor before ``CSVLogger``/``EarlyStopping``/TensorBoard in the callbacks list:
     Keras calls callbacks in list order, and a callback listed earlier does not see the value.
     """
-    cls = fragmentation_monitor_class(keras if keras is not None else tf.keras)
+    if keras is None:
+        import tensorflow as tf  # here: only the Keras callback needs TensorFlow
+        keras = tf.keras
+    cls = fragmentation_monitor_class(keras)
     return cls(inputs, labels, measure=measure, every=every, batches=batches, log_name=log_name,
                at_train_begin=at_train_begin, verbose=verbose, **measure_params)
 

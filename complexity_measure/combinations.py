@@ -31,8 +31,10 @@ reporting suite.
 from __future__ import annotations
 
 from . import fragmentation, natekar_sharma, representation
+from .classifier import as_classifier, names_refusals
 
 
+@names_refusals
 def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED,
                                     n_mixup_pairs: int = natekar_sharma.DEFAULT_MIXUP_PAIRS) -> float:
     """``fragmentation_score * (mixup_error + 1 / n_mixup_pairs)``, both at their defaults.
@@ -49,11 +51,13 @@ def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragme
     -------
     float >= 0; larger means a larger expected generalization gap.
     """
+    model = as_classifier(model)
     changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed)
     error = natekar_sharma.mixup_error(model, inputs, labels, n_pairs=n_mixup_pairs, seed=seed)
     return float(changes * (error + 1.0 / n_mixup_pairs))
 
 
+@names_refusals
 def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED,
                                        ends: str = fragmentation.DEFAULT_ENDS, power: float = 1.0) -> float:
     """``fragmentation_score ** power * davies_bouldin_measure``, both at their defaults.
@@ -75,6 +79,7 @@ def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fra
     """
     if not power > 0:
         raise ValueError(f"power must be > 0, got {power!r}")
+    model = as_classifier(model)
     changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed, ends=ends)
     clustering = representation.davies_bouldin_measure(model, inputs, labels, seed=seed)
     return float(changes ** power * clustering)

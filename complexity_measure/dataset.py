@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import tensorflow as tf
+
+from .labels import class_indices
 
 # The measures look at no more than this many training examples. PGDL's largest training sets
 # (CIFAR-10, SVHN, CINIC-10) have 50k-90k images; 10k of them is ~120 MB of float32 CIFAR
@@ -13,9 +14,9 @@ import tensorflow as tf
 DEFAULT_MAX_EXAMPLES = 10_000
 
 
-def dataset_to_arrays(dataset: tf.data.Dataset, max_examples: int | None = DEFAULT_MAX_EXAMPLES
+def dataset_to_arrays(dataset, max_examples: int | None = DEFAULT_MAX_EXAMPLES
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``(inputs, label)`` pairs from an unbatched dataset, as PGDL's kit hands them over.
+    """Read ``(inputs, label)`` pairs from an unbatched ``tf.data.Dataset``, as PGDL's kit hands them over.
 
     Returns ``inputs`` (float32, shape ``(n,) + input_shape``) and ``labels`` (int64, shape
     ``(n,)``). One-hot labels are turned into class indices. A dataset of at most
@@ -69,19 +70,3 @@ def _smallest(inputs: list, labels: list, hashes: list, count: int) -> tuple[lis
     x, y, h = np.concatenate(inputs), np.concatenate(labels), np.concatenate(hashes)
     order = np.argsort(h, kind="stable")[:count]
     return [x[order]], [y[order]], [h[order]]
-
-
-def class_indices(labels: np.ndarray) -> np.ndarray:
-    """Labels as a 1-D int64 array of class indices; accepts indices of shape (n,) or (n, 1), or one-hot."""
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    elif labels.ndim == 2:
-        labels = labels.argmax(axis=1)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be class indices of shape (n,) or one-hot of shape (n, k), "
-                         f"got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError("labels must be whole class indices")
-    return labels.astype(np.int64)

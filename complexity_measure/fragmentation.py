@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dataset import class_indices
-from .forward import (DEFAULT_BATCH_SIZE, PathPoints, activation_layer_indices, check_inputs_fit_model,
-                      middle_activation_layer)
+from .classifier import DEFAULT_BATCH_SIZE, Classifier, as_classifier, names_refusals
+from .labels import class_indices
 from .sampling import canonical_order
 
 PAIR_MODES = ("same_class", "different_class", "any", "nearest", "nearest_other")
@@ -68,6 +67,7 @@ DEFAULT_ENDS = "all"
 DEFAULT_NEIGHBOURS = 5
 
 
+@names_refusals
 def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
                         n_pairs: int = DEFAULT_N_PAIRS, n_points: int = DEFAULT_N_POINTS,
                         extend: float = DEFAULT_EXTEND, aggregate: str = DEFAULT_AGGREGATE,
@@ -81,9 +81,13 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
 
     Parameters
     ----------
-    model : Sequential Keras classifier (Keras 3 ``tf.keras`` or Keras 2 ``tf_keras``) whose
-        outputs are class scores (logits or probabilities: only their argmax is used).
-    inputs : array of shape ``(n,) + input_shape``, the training inputs.
+    model : a classifier whose outputs are class scores (logits or probabilities: only their argmax
+        is used): a Keras model (Keras 2, or Keras 3 on any backend), a ``torch.nn.Module`` or a
+        callable ``f(inputs) -> scores`` (``classifier.as_classifier``). An integer ``layer``, or
+        ``"middle"``/``"hidden"``, needs a chain of layers (Keras ``Sequential``, ``nn.Sequential``).
+    inputs : array of shape ``(n,) + input_shape``, the training inputs, in the model's own layout
+        (channels first for a PyTorch convnet). Pairs are drawn from their channels-last view, so
+        the same images give the same paths in every framework.
     labels : array of shape ``(n,)`` (class indices) or ``(n, k)`` (one-hot).
     pairs : ``"same_class"`` (default), ``"different_class"``, ``"any"``, ``"nearest"`` or
         ``"nearest_other"``: which pairs of training examples are the ends of the paths. Pairs
@@ -102,9 +106,9 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     layer : None interpolates in the input space; an integer index (negative counts from the end)
         interpolates between the two examples' representations at that layer's output and runs
         the rest of the network on the interpolated points. ``"middle"`` is the middle hidden
-        layer with a nonlinearity (``forward.middle_activation_layer``), found per model;
+        layer with a nonlinearity (the earlier of the two middle ones when their number is even), found per model;
         ``"hidden"`` measures at every hidden layer with a nonlinearity
-        (``forward.activation_layer_indices``) on the same pairs and returns the mean over layers.
+        (``Classifier.activation_layers``) on the same pairs and returns the mean over layers.
     seed : the pairs drawn depend only on the seed and the data (not on its order, see
         ``draw_pairs``), so every model of a task is measured on the same paths.
     counting : ``"adaptive"`` (default) evaluates a coarse grid of ``coarse_points`` per path and
@@ -180,13 +184,14 @@ def fragmentation_with_cost(model, inputs, labels, **parameters) -> Fragmentatio
 def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, aggregate, layer, seed, counting,
                    coarse_points, refine_margin, statistic, normalize, neighbours, ends,
                    batch_size) -> FragmentationResult:
+    model = as_classifier(model)
     inputs = np.asarray(inputs, dtype=np.float32)
     labels = class_indices(labels)
     if len(inputs) != len(labels):
         raise ValueError(f"inputs has {len(inputs)} examples but labels has {len(labels)}")
     if aggregate not in AGGREGATIONS:
         raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
-    check_inputs_fit_model(model, inputs)
+    model.check_inputs(inputs)
     if counting not in COUNTINGS:
         raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
     if statistic not in STATISTICS:
@@ -199,7 +204,8 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
         raise ValueError("statistic='changes_then_off_label' breaks ties between counts, so it needs "
                          "normalize='none' (counts per unit length are not multiples of 1 / n_pairs)")
     layers = _measured_layers(model, layer)
-    first, second = draw_pairs(inputs, labels, pairs=pairs, n_pairs=n_pairs, seed=seed, neighbours=neighbours)
+    first, second = draw_pairs(model.canonical_layout(inputs), labels, pairs=pairs, n_pairs=n_pairs, seed=seed,
+                               neighbours=neighbours)
     positions = path_positions(n_points, extend)
     values, forward_passes = [], 0
     if ends == "fitted":
@@ -231,17 +237,17 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
     return FragmentationResult(float(np.mean(values)), forward_passes)
 
 
-def _measured_layers(model, layer) -> list:
+def _measured_layers(model: Classifier, layer) -> list:
     """The layers ``fragmentation_score`` interpolates at: ``[None]`` is the input space."""
-    if layer == "middle":
-        return [middle_activation_layer(model)]
-    if layer == "hidden":
-        hidden = activation_layer_indices(model)
-        if not hidden:
-            raise ValueError(f"layer='hidden': {type(model).__name__} has no hidden layer with a nonlinearity")
-        return hidden
+    if layer in ("middle", "hidden"):
+        model.require_chain(f"fragmentation at layer={layer!r} (the rest of the network from a hidden layer)")
+        hidden = model.hidden_layers()
+        return [hidden[(len(hidden) - 1) // 2]] if layer == "middle" else hidden
     if isinstance(layer, str):
         raise ValueError(f"layer must be None, an integer index, 'middle' or 'hidden', got {layer!r}")
+    if layer is not None:
+        model.require_chain(f"fragmentation at layer={layer} (the rest of the network from a hidden layer)")
+        model.resolve_layer(layer)
     return [layer]
 
 
@@ -270,7 +276,7 @@ def path_classes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndar
     Path ``p`` visits ``a_p + t (b_p - a_p)`` for each ``t`` in ``positions``, where ``a_p`` and
     ``b_p`` are the representations of ``starts[p]`` and ``ends[p]`` at the output of ``layer``
     (the inputs themselves for ``layer=None``); the rest of the network classifies each point
-    (``forward.PathPoints``). ``counting="dense"`` classifies every point; ``"adaptive"``
+    (``Classifier.path_points``). ``counting="dense"`` classifies every point; ``"adaptive"``
     classifies the points ``adaptive_classes`` chooses and gives each skipped point the class of
     the last evaluated point before it (the dense classes wherever the adaptive count equals the
     dense one). ``with_lengths`` also returns the paths' lengths at ``layer`` (off by default: at an
@@ -279,7 +285,7 @@ def path_classes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndar
     if counting not in COUNTINGS:
         raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
     positions = np.asarray(positions, dtype=np.float32)
-    points = PathPoints(model, starts, ends, layer, batch_size)
+    points = as_classifier(model).path_points(starts, ends, layer, batch_size)
     if counting == "dense":
         classes, _ = points.grid(positions)
         evaluations = np.full(points.n_paths, len(positions), dtype=np.int64)
@@ -454,7 +460,7 @@ def path_point_predictions(model, starts: np.ndarray, ends: np.ndarray, position
     with ``n_points``, which intervals adaptive counting must refine) from one dense evaluation;
     ``adaptive_classes`` replays the adaptive rule on them with a lookup as ``classify``.
     """
-    return PathPoints(model, starts, ends, layer, batch_size).grid(np.asarray(positions, dtype=np.float32))
+    return as_classifier(model).path_points(starts, ends, layer, batch_size).grid(np.asarray(positions, dtype=np.float32))
 
 
 def adaptive_classes(classify, n_paths: int, n_points: int, *, coarse_points: int,

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .forward import DEFAULT_BATCH_SIZE, logits, model_layers, representations, resolve_layer_index
+from .classifier import DEFAULT_BATCH_SIZE, as_classifier, names_refusals
 from .fragmentation import draw_pairs
 from .sampling import training_sample
 
@@ -52,6 +52,7 @@ DEFAULT_SEED = 0
 _EARLY_LAYERS_SEARCHED = 3
 
 
+@names_refusals
 def natekar_sharma_score(model, inputs, labels, *, layer: int | None = None, pool_size: int = DEFAULT_POOL_SIZE,
                          n_dbi_examples: int = DEFAULT_DBI_EXAMPLES, dbi_group_size: int = DEFAULT_DBI_GROUP_SIZE,
                          n_mixup_pairs: int = DEFAULT_MIXUP_PAIRS, mixup_weight: float = DEFAULT_MIXUP_WEIGHT,
@@ -60,8 +61,9 @@ def natekar_sharma_score(model, inputs, labels, *, layer: int | None = None, poo
 
     Parameters
     ----------
-    model : Sequential Keras classifier (Keras 3 or Keras 2) whose outputs are class scores.
-    inputs : array of shape ``(n,) + input_shape``, the training inputs.
+    model : a Keras model or a ``torch.nn.Module`` whose outputs are class scores (the first factor
+        needs layers; ``mixup_error`` alone takes any callable too).
+    inputs : array of shape ``(n,) + input_shape``, the training inputs, in the model's own layout.
     labels : array of shape ``(n,)`` (class indices) or ``(n, k)`` (one-hot).
     layer, pool_size, n_dbi_examples, dbi_group_size : see ``early_layer_davies_bouldin``.
     n_mixup_pairs, mixup_weight : see ``labelwise_mixup_accuracy``.
@@ -80,6 +82,7 @@ def natekar_sharma_score(model, inputs, labels, *, layer: int | None = None, poo
     return float(dbi * (1.0 - accuracy))
 
 
+@names_refusals
 def mixup_error(model, inputs, labels, *, n_pairs: int = DEFAULT_MIXUP_PAIRS,
                 weight: float = DEFAULT_MIXUP_WEIGHT, seed: int = DEFAULT_SEED,
                 batch_size: int = DEFAULT_BATCH_SIZE) -> float:
@@ -95,12 +98,13 @@ def early_layer(model) -> int:
     BatchNorm, Dropout or reshaping layer. A model with none among its first three layers (an
     MLP) gets layer 0.
     """
-    for index, layer in enumerate(model_layers(model)[:_EARLY_LAYERS_SEARCHED]):
-        if "strides" in layer.get_config():
+    for index, layer in enumerate(as_classifier(model).layers()[:_EARLY_LAYERS_SEARCHED]):
+        if layer.strided:
             return index
     return 0
 
 
+@names_refusals
 def early_layer_davies_bouldin(model, inputs, labels, *, layer: int | None = None,
                                pool_size: int = DEFAULT_POOL_SIZE, n_examples: int = DEFAULT_DBI_EXAMPLES,
                                group_size: int = DEFAULT_DBI_GROUP_SIZE, seed: int = DEFAULT_SEED,
@@ -129,9 +133,10 @@ def early_layer_davies_bouldin(model, inputs, labels, *, layer: int | None = Non
     for name, value in (("pool_size", pool_size), ("group_size", group_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    model = as_classifier(model)
     inputs, labels = training_sample(model, inputs, labels, n_examples, seed)
-    layer = early_layer(model) if layer is None else resolve_layer_index(model, layer)
-    features = max_pool(representations(model, inputs, layer, batch_size), pool_size)
+    layer = early_layer(model) if layer is None else model.resolve_layer(layer)
+    features = max_pool(model.representations(inputs, layer, batch_size), pool_size)
     features = features.reshape(len(features), -1)
     groups = np.array_split(np.arange(len(labels)), max(1, len(labels) // group_size))
     values = []
@@ -183,10 +188,11 @@ def labelwise_mixup_accuracy(model, inputs, labels, *, n_pairs: int = DEFAULT_MI
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight!r}")
+    model = as_classifier(model)
     inputs, labels = training_sample(model, inputs, labels, None, seed)
-    first, second = draw_pairs(inputs, labels, pairs="same_class", n_pairs=n_pairs, seed=seed)
+    first, second = draw_pairs(model.canonical_layout(inputs), labels, pairs="same_class", n_pairs=n_pairs, seed=seed)
     mixed = weight * inputs[first] + (1.0 - weight) * inputs[second]
-    correct = logits(model, mixed.astype(np.float32), batch_size).argmax(axis=1) == labels[first]
+    correct = model.logits(mixed.astype(np.float32), batch_size).argmax(axis=1) == labels[first]
     classes, positions = np.unique(labels[first], return_inverse=True)
     per_class = np.bincount(positions, weights=correct) / np.bincount(positions)
     return float(np.mean(per_class))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import baselines, combinations, fragmentation, natekar_sharma, representation
+from .classifier import ModelRefused
 
 # Chosen by the benchmark suite's fourth-round protocol (docs/benchmark.md): the candidate with the
 # best mean CMI over the choice suite's six tasks, chosen for every family when that family was left
@@ -43,7 +44,14 @@ class Measure:
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __call__(self, model, inputs, labels) -> float:
-        return float(self.function(model, inputs, labels, **self.fixed))
+        """The measure's value on ``model`` (any classifier ``classifier.as_classifier`` takes).
+
+        Raises ``ModelRefused``, naming this measure, when the model cannot give what it needs.
+        """
+        try:
+            return float(self.function(model, inputs, labels, **self.fixed))
+        except ModelRefused as refusal:
+            raise refusal.named(self.name) from None
 
     @property
     def parameters(self) -> dict[str, Any]:

@@ -10,16 +10,17 @@ models cluster better. Here both properties are functions of a trained model and
 data, per layer for analysis and as one number for ranking models.
 
 A representation is the output of a hidden layer that applies a nonlinearity (see
-``forward.activation_layer_indices``), flattened per example where a layer has spatial axes; its
-*channels* are its last axis (Conv feature maps, Dense units). All forward passes run in
-inference mode.
+``Classifier.activation_layers``), flattened per example where a layer has spatial axes; its
+*channels* are its last axis (Conv feature maps, Dense units; PyTorch's channels-first outputs are
+handed over channels last). All forward passes run in inference mode. Layer indices are the
+model's own (a Keras ``Dense(relu)`` is one layer, PyTorch's ``Linear`` and ``ReLU`` two).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .forward import DEFAULT_BATCH_SIZE, activation_layer_indices, layer_output_batches, resolve_layer_index
+from .classifier import DEFAULT_BATCH_SIZE, Classifier, as_classifier, names_refusals
 from .sampling import training_sample
 
 # Defaults, and why:
@@ -71,10 +72,10 @@ def channel_sparsity_per_layer(model, inputs, *, layers=None, tol: float = DEFAU
 
     Parameters
     ----------
-    model : Sequential Keras classifier (Keras 3 or Keras 2).
-    inputs : array of shape ``(n,) + input_shape``.
+    model : a Keras model or a ``torch.nn.Module`` (``classifier.as_classifier``).
+    inputs : array of shape ``(n,) + input_shape``, in the model's own layout.
     layers : layer indices (negative counts from the end); None (default) takes every hidden layer
-        with a nonlinearity (``forward.activation_layer_indices``).
+        with a nonlinearity (``Classifier.activation_layers``).
     tol : values with ``|a| <= tol`` count as zero.
     n_examples : size of the seeded, order-independent sample of ``inputs``; None uses all of them.
     seed, batch_size : the sample's seed; examples per forward pass.
@@ -84,11 +85,12 @@ def channel_sparsity_per_layer(model, inputs, *, layers=None, tol: float = DEFAU
     dict from layer index (non-negative) to an array of shape ``(channels,)`` with values in [0, 1].
     """
     _check_tolerance(tol)
+    model = as_classifier(model)
     inputs, _ = training_sample(model, inputs, np.zeros(len(inputs), dtype=np.int64), n_examples, seed)
     layers = _hidden_layers(model, layers)
     zeros = [0] * len(layers)
     totals = [0] * len(layers)
-    for outputs in layer_output_batches(model, inputs, layers, batch_size):
+    for outputs in model.layer_outputs(inputs, layers, batch_size):
         for position, output in enumerate(outputs):
             near_zero = (np.abs(output) <= tol).reshape(-1, output.shape[-1])
             zeros[position] = zeros[position] + near_zero.sum(axis=0)
@@ -109,6 +111,7 @@ def sparsity_per_layer(model, inputs, *, layers=None, tol: float = DEFAULT_TOLER
     return {layer: float(np.mean(values)) for layer, values in per_channel.items()}
 
 
+@names_refusals
 def sparsity_measure(model, inputs, labels, *, layers=None, tol: float = DEFAULT_TOLERANCE,
                      n_examples: int | None = DEFAULT_SPARSITY_EXAMPLES, seed: int = DEFAULT_SEED,
                      batch_size: int = DEFAULT_BATCH_SIZE) -> float:
@@ -171,6 +174,7 @@ def silhouette_per_layer(model, inputs, labels, *, layers=None,
     return _clustering_per_layer(silhouette_score, model, inputs, labels, layers, n_examples, seed, batch_size)
 
 
+@names_refusals
 def davies_bouldin_measure(model, inputs, labels, *, layers=None,
                            n_examples: int | None = DEFAULT_CLUSTERING_EXAMPLES, seed: int = DEFAULT_SEED,
                            batch_size: int = DEFAULT_BATCH_SIZE) -> float:
@@ -185,6 +189,7 @@ def davies_bouldin_measure(model, inputs, labels, *, layers=None,
         model, inputs, labels, layers=layers, n_examples=n_examples, seed=seed, batch_size=batch_size).values())))
 
 
+@names_refusals
 def silhouette_measure(model, inputs, labels, *, layers=None,
                        n_examples: int | None = DEFAULT_CLUSTERING_EXAMPLES, seed: int = DEFAULT_SEED,
                        batch_size: int = DEFAULT_BATCH_SIZE) -> float:
@@ -199,6 +204,7 @@ def silhouette_measure(model, inputs, labels, *, layers=None,
 
 
 def _clustering_per_layer(score, model, inputs, labels, layers, n_examples, seed, batch_size) -> dict[int, float]:
+    model = as_classifier(model)
     inputs, labels = training_sample(model, inputs, labels, n_examples, seed)
     n_classes = len(np.unique(labels))
     if not 2 <= n_classes <= len(labels) - 1:
@@ -209,7 +215,7 @@ def _clustering_per_layer(score, model, inputs, labels, layers, n_examples, seed
     # Every layer's representation from one forward pass (a pass per layer would run the early
     # layers once per later layer), kept as float32 until its turn to be scored.
     parts = [[] for _ in hidden]
-    for outputs in layer_output_batches(model, inputs, hidden, batch_size):
+    for outputs in model.layer_outputs(inputs, hidden, batch_size):
         for part, output in zip(parts, outputs):
             part.append(output.reshape(len(output), -1))
     values = {}
@@ -219,13 +225,9 @@ def _clustering_per_layer(score, model, inputs, labels, layers, n_examples, seed
     return values
 
 
-def _hidden_layers(model, layers) -> list[int]:
+def _hidden_layers(model: Classifier, layers) -> list[int]:
     if layers is None:
-        hidden = activation_layer_indices(model)
-        if not hidden:
-            raise ValueError(f"{type(model).__name__} has no hidden layer with a nonlinearity; "
-                             f"pass layers=[...] explicitly")
-        return hidden
+        return model.hidden_layers()
     if isinstance(layers, (int, np.integer)) or not len(layers):
         raise ValueError(f"layers must be None or a non-empty list of layer indices, got {layers!r}")
-    return [resolve_layer_index(model, layer) for layer in layers]
+    return model.wanted_layers(layers)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import class_indices
-from .forward import check_inputs_fit_model
+from .classifier import Classifier
+from .labels import class_indices
 
 # A fixed direction, the same as fragmentation's pair drawing uses; the projection is computed in
 # float64 chunks so 10,000 CIFAR-sized images never need a float64 copy of the whole array.
@@ -43,13 +43,15 @@ def sample_indices(inputs: np.ndarray, labels: np.ndarray, n_examples: int, seed
     return order[chosen]
 
 
-def training_sample(model, inputs, labels, n_examples: int | None, seed: int
+def training_sample(model: Classifier, inputs, labels, n_examples: int | None, seed: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The training data checked against ``model`` and subsampled: ``(inputs, labels)`` arrays.
 
     ``inputs`` become float32 of shape ``(m,) + input_shape``, ``labels`` int64 class indices of
     shape ``(m,)`` (one-hot labels are accepted), with ``m = min(n_examples, n)`` examples drawn by
-    ``sample_indices``; ``n_examples=None`` keeps every example in the given order.
+    ``sample_indices`` from the channels-last view of the inputs (``Classifier.canonical_layout``),
+    so the draw is the same in every framework's layout; ``n_examples=None`` keeps every example
+    in the given order.
     """
     inputs = np.asarray(inputs, dtype=np.float32)
     labels = class_indices(labels)
@@ -57,8 +59,8 @@ def training_sample(model, inputs, labels, n_examples: int | None, seed: int
         raise ValueError(f"inputs has {len(inputs)} examples but labels has {len(labels)}")
     if len(inputs) == 0:
         raise ValueError("no training examples given")
-    check_inputs_fit_model(model, inputs)
+    model.check_inputs(inputs)
     if n_examples is None:
         return inputs, labels
-    chosen = sample_indices(inputs, labels, n_examples, seed)
+    chosen = sample_indices(model.canonical_layout(inputs), labels, n_examples, seed)
     return inputs[chosen], labels[chosen]

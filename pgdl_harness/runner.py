@@ -24,7 +24,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from complexity_measure.dataset import DEFAULT_MAX_EXAMPLES
-from complexity_measure.forward import check_inputs_fit_model
+from complexity_measure.keras_models import check_inputs_fit_model
 from complexity_measure.registry import Measure, code_fingerprint
 
 from .cache import ModelResult, ResultCache, cache_path, matching_failures, matching_results

@@ -45,7 +45,7 @@ import pandas as pd
 import tensorflow as tf
 
 from complexity_measure import representation
-from complexity_measure.forward import activation_layer_indices, layer_output_batches, model_layers
+from complexity_measure.classifier import as_classifier
 
 from ..taskgen.families import FAMILIES
 from .training import build, load_split, run_folder
@@ -183,16 +183,17 @@ def measure_representations(model, inputs, labels, settings: Settings) -> tuple[
     Returns the per-layer table (``layer`` is the position among the hidden layers, 1 = first,
     ``layer_index`` the Keras layer index) and the per-channel table.
     """
-    hidden = activation_layer_indices(model)
+    classifier = as_classifier(model)
+    hidden = classifier.activation_layers()
     per_channel = representation.channel_sparsity_per_layer(model, inputs, layers=hidden,
                                                              n_examples=settings.sparsity_examples)
     sample, _ = _sample(inputs, labels, settings.sparsity_examples)
-    near = _near_zero_fractions(model, sample, hidden, settings.near_zero_share)
+    near = _near_zero_fractions(classifier, sample, hidden, settings.near_zero_share)
     davies = representation.davies_bouldin_per_layer(model, inputs, labels, layers=hidden,
                                                      n_examples=settings.clustering_examples)
     silhouettes = representation.silhouette_per_layer(model, inputs, labels, layers=hidden,
                                                       n_examples=settings.clustering_examples)
-    names = [type(layer).__name__ for layer in model_layers(model)]
+    names = [layer.name for layer in classifier.layers()]
     rows, channels = [], []
     for position, index in enumerate(hidden, start=1):
         values = per_channel[index]
@@ -216,7 +217,7 @@ def _sample(inputs, labels, n):
 def _near_zero_fractions(model, inputs, hidden, share: float) -> dict[int, float]:
     """Per layer: the fraction of activations with ``|a| <= share x mean |a|`` (the layer's own scale)."""
     outputs = [[] for _ in hidden]
-    for batch in layer_output_batches(model, inputs, hidden, 256):
+    for batch in model.layer_outputs(inputs, hidden, 256):
         for part, output in zip(outputs, batch):
             part.append(np.abs(output).ravel())
     fractions = {}

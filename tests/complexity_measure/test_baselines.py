@@ -28,10 +28,10 @@ def test_distance_from_initialization_needs_matching_initial_weights(keras):
     with pytest.raises(ValueError, match="no initial_weights"):
         distance_from_initialization(model)
     model.initial_weights = model.get_weights()[:-1]
-    with pytest.raises(ValueError, match="has 3 arrays but the model has 4"):
+    with pytest.raises(ValueError, match="initial weights have 3 arrays but the model has 4"):
         distance_from_initialization(model)
     model.initial_weights = [w.T for w in model.get_weights()]
-    with pytest.raises(ValueError, match=r"initial_weights\[0\] has shape \(4, 5\)"):
+    with pytest.raises(ValueError, match=r"initial weight array 0 has shape \(4, 5\)"):
         distance_from_initialization(model)
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from complexity_measure.forward import middle_activation_layer
+from complexity_measure.classifier import as_classifier
 from complexity_measure.fragmentation import DEFAULT_N_PAIRS, fragmentation_score
 from complexity_measure.registry import DEFAULT_MEASURE, MEASURES, code_fingerprint, get_measure, parse_parameter
 
@@ -65,7 +65,7 @@ def test_the_zoo_is_registered():
 
 def test_fragmentation_middle_interpolates_at_the_middle_hidden_layer(convnet, data):
     inputs, labels = data
-    assert middle_activation_layer(convnet) == 2  # hidden layers with a nonlinearity: 0, 2, 4
+    assert as_classifier(convnet).activation_layers() == [0, 2, 4]  # the middle one: 2
     assert get_measure("fragmentation_middle")(convnet, inputs, labels) == fragmentation_score(
         convnet, inputs, labels, layer=2)
 

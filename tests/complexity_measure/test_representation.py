@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import davies_bouldin_score, silhouette_score
 
-from complexity_measure.forward import (activation_layer_indices, batched_apply, compiled, layer_output_batches,
-                                        model_layers, representations)
+from complexity_measure.classifier import as_classifier
+from complexity_measure.forward import batched_apply, compiled
+from complexity_measure.keras_models import model_layers
 from complexity_measure.representation import (channel_sparsity, channel_sparsity_per_layer, davies_bouldin_measure,
                                                davies_bouldin_per_layer, silhouette_measure, silhouette_per_layer,
                                                sparsity, sparsity_measure, sparsity_per_layer)
@@ -98,7 +99,7 @@ def test_activation_layers_are_the_nonlinear_hidden_outputs(keras):
         keras.layers.Dense(3),                            # 9 logits, never
     ])
     model.build([None, 8, 8, 1])
-    assert activation_layer_indices(model) == [0, 4, 6, 8]
+    assert as_classifier(model).activation_layers() == [0, 4, 6, 8]
 
 
 def test_one_pass_layer_outputs_match_separate_representations(keras):
@@ -107,11 +108,12 @@ def test_one_pass_layer_outputs_match_separate_representations(keras):
                               keras.layers.Dense(3)])
     model.build([None, 4])
     inputs = np.random.default_rng(2).normal(size=(23, 4)).astype(np.float32)
-    batches = list(layer_output_batches(model, inputs, [1, 0, -1], batch_size=10))
+    classifier = as_classifier(model)
+    batches = list(classifier.layer_outputs(inputs, [1, 0, -1], batch_size=10))
     assert len(batches) == 3
     for position, layer in enumerate([1, 0, 2]):
         joined = np.concatenate([outputs[position] for outputs in batches])
-        np.testing.assert_allclose(joined, representations(model, inputs, layer), rtol=1e-6)
+        np.testing.assert_allclose(joined, classifier.representations(inputs, layer), rtol=1e-6)
 
 
 def test_batches_of_two_sizes_are_traced_once(keras):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from complexity_measure.classifier import Classifier
 from complexity_measure.sampling import canonical_order, sample_indices, training_sample
 
 
@@ -33,8 +34,8 @@ def test_canonical_order_sorts_by_label_first():
     assert np.all(np.diff(labels[canonical_order(inputs, labels)]) >= 0)
 
 
-class NoShape:
-    """Stands for a model whose input shape is unknown (check_inputs_fit_model then accepts any)."""
+class NoShape(Classifier):
+    """Stands for a model whose input shape is unknown (its check_inputs accepts any)."""
 
 
 def test_training_sample_validates_and_converts():

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from complexity_measure.forward import logits
+from complexity_measure.classifier import as_classifier
 from pgdl_harness.loading import ModelLoadError, RefusedConfigError, load_arrays, load_dataset, load_model, shard_paths
 from pgdl_harness.tasks import TaskFolderError, find_tasks
 
@@ -21,7 +21,7 @@ def test_toy_models_reproduce_the_recorded_accuracies_exactly(toy_task):
         model = load_model(toy_task.model_folder(model_id))
         metrics = specs[model_id.removeprefix("model_")]["metrics"]
         for (inputs, labels), recorded in ((train, metrics["train_acc"]), (test, metrics["test_acc"])):
-            accuracy = np.mean(logits(model, inputs).argmax(axis=1) == labels)
+            accuracy = np.mean(as_classifier(model).logits(inputs).argmax(axis=1) == labels)
             assert accuracy == pytest.approx(recorded, abs=1e-12), model_id
 
 
