@@ -31,6 +31,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from .errors import HarnessError
+from .quiet import run_after_tensorflow
 from .runner import MeasureRun, ModelOutcome, measure_model
 from .tasks import Task
 
@@ -198,8 +199,11 @@ class _Worker:
 
     def __init__(self, context, threads: int, verbose: bool = False):
         self.connection, child = context.Pipe()
+        # The process starts in quiet.py, which imports TensorFlow quietly before this module (and
+        # the runner's TensorFlow with it) is imported there to find _serve.
         with _environment({name: str(threads) for name in _THREAD_VARIABLES}):
-            self.process = context.Process(target=_serve, args=(child, verbose), daemon=True)
+            self.process = context.Process(target=run_after_tensorflow,
+                                           args=(verbose, f"{__name__}:{_serve.__name__}", child), daemon=True)
             self.process.start()
         child.close()
         self.where = f"worker pid {self.process.pid}"
@@ -255,11 +259,9 @@ def _environment(values: Mapping[str, str]):
                 os.environ[name] = value
 
 
-def _serve(connection, verbose: bool) -> None:
-    """A worker's loop: receive a task's arrays or a model to measure, send back its outcome."""
-    from .quiet import import_tensorflow
-
-    import_tensorflow(verbose)  # its thread pools take their sizes from _THREAD_VARIABLES
+def _serve(connection) -> None:
+    """A worker's loop, once TensorFlow is imported (its thread pools sized by _THREAD_VARIABLES):
+    receive a task's arrays or a model to measure, send back its outcome."""
     connection.send(("ready", None))
     data = None
     while True:
