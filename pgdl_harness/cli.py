@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from .errors import HarnessError
 from .quiet import import_tensorflow
 from .uncertainty import DEFAULT_DRAWS
 
-# Exit codes: 0 all done; 1 a model or task failed (the rest were scored); 2 a usage or input
-# error stopped the command; 130 interrupted.
+# Exit codes: 0 all done; 1 something asked for was not produced (a model failed, a task could not
+# be read or scored; the rest were scored); 2 a usage or input error stopped the command; 130
+# interrupted.
 EXIT_FAILED_MODELS = 1
 EXIT_ERROR = 2
 
@@ -233,7 +235,8 @@ def run_score(args) -> int:
     else:
         measure = _measure_with_params(args.measure, args.param)
         label, max_examples = args.measure, args.max_examples or DEFAULT_MAX_EXAMPLES
-    reports, failed = [], False
+    _refuse_unscorable(tasks)
+    reports = []
     with _engine(args) as engine:
         for task, run in run_tasks(tasks, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
                                    progress=not args.no_progress, budget=args.budget, engine=engine,
@@ -241,14 +244,11 @@ def run_score(args) -> int:
             if isinstance(run, HarnessError):  # the task's data cannot be read: the other tasks go on
                 print(f"failed: {run}", file=sys.stderr)
                 reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {run}"))
-                failed = True
                 continue
             write_run_files(run, label, args.out, partial=args.partial)
-            report = report_run(run, label, null=args.null, bootstrap=args.bootstrap)
-            failed = failed or bool(report.failed)
-            reports.append(report)
+            reports.append(report_run(run, label, null=args.null, bootstrap=args.bootstrap))
     _finish(reports, args.out, args.report)
-    return _exit_code(reports, failed)
+    return _exit_code(reports)
 
 
 def _measure_with_params(name: str, texts: list[str]):
@@ -260,14 +260,68 @@ def _measure_with_params(name: str, texts: list[str]):
         raise HarnessError(error.args[0]) from None  # KeyError's str() would quote the message
 
 
-def _exit_code(reports, failed: bool) -> int:
-    """Non-zero, with the failed models listed, when any model or task failed."""
+def _exit_code(reports, lost_tasks: Sequence[str] = ()) -> int:
+    """Non-zero when something asked for was not produced, each thing listed with its one-line reason:
+    a model that failed, a report without any score (its task could not be read or scored), and
+    ``lost_tasks`` (why each task that has no report at all was lost)."""
     failures = [(report.task, model_id, reason) for report in reports for model_id, reason in report.failed.items()]
     if failures:
         print(f"\n{len(failures)} model(s) failed (their tasks are incomplete and have no CMI):", file=sys.stderr)
         for task, model_id, reason in failures:
             print(f"  {task}/{model_id}: {reason}", file=sys.stderr)
-    return EXIT_FAILED_MODELS if failed or failures else 0
+    unscored = [f"{report.task} ({report.measure}): {report.note}" for report in reports
+                if not report.failed and report.cmi is None and report.kendall_tau is None]
+    unscored += list(lost_tasks)
+    if unscored:
+        print(f"\n{len(unscored)} task(s) not scored:", file=sys.stderr)
+        for reason in unscored:
+            print(f"  {reason}", file=sys.stderr)
+    return EXIT_FAILED_MODELS if failures or unscored else 0
+
+
+def _refuse_unscorable(tasks, *, cmi: bool = False) -> None:
+    """HarnessError when a task's ``model_configs.json`` cannot score its models, before anything is
+    measured (nothing could be scored after): missing, not valid JSON, not a complete grid of
+    hyperparameters, without the accuracies, listing other models than the task's folders, or one
+    model only. ``cmi``: also when CMI is undefined (fewer than two hyperparameters)."""
+    problems = []
+    for task in tasks:
+        try:
+            _check_scorable(task, cmi)
+        except (HarnessError, ValueError) as error:  # the scoring module's errors are one-line ValueErrors
+            problems.append(str(error))
+    if len(problems) == 1:
+        raise HarnessError(problems[0])
+    if problems:
+        raise HarnessError(f"{len(problems)} tasks cannot be scored:\n  " + "\n  ".join(problems))
+
+
+def _check_scorable(task, cmi: bool) -> None:
+    """Raise, naming the file, what keeps ``task``'s predictions from being scored (see ``_refuse_unscorable``)."""
+    from .scoring import generalization_gaps, validate_hyperparameter_grid
+
+    specs = task.model_specs()
+    source = task.model_configs_path
+    validate_hyperparameter_grid(specs, str(source))
+    listed, folders = list(generalization_gaps(specs)), task.model_ids  # ids as the scorer names them
+    unlisted = sorted(set(folders) - set(listed))
+    absent = sorted(set(listed) - set(folders))
+    if unlisted or absent:
+        problems = ([f"the model folder(s) {_some(unlisted)} are not in it"] if unlisted else []) + (
+            [f"it lists {_some(absent)}, which {task.folder} does not hold"] if absent else [])
+        raise HarnessError(f"{source}: " + "; ".join(problems))
+    if len(listed) < 2:
+        raise HarnessError(f"{source}: a task needs at least two models to be scored, it has {len(listed)}")
+    hyperparameters = next(iter(specs.values()))["hparams"]
+    if cmi and len(hyperparameters) < 2:
+        raise HarnessError(f"{source}: CMI needs at least two hyperparameters, the task has "
+                           f"{len(hyperparameters)} ({', '.join(hyperparameters)})")
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` names, and how many there are in all when there are more."""
+    text = ", ".join(names[:shown])
+    return text + (f", ... ({len(names)} in all)" if len(names) > shown else "")
 
 
 def run_compare(args) -> int:
@@ -291,13 +345,14 @@ def run_compare(args) -> int:
                                                                   if key in MEASURES[name].parameters])
                                 for name in names}, args.seeds)
     measures = {label.name: measure for label, measure in labelled.items()}
-    results, failed = {}, False
+    _refuse_unscorable(tasks)
+    results, lost = {}, []
     with _engine(args) as engine:
         for task, run in run_tasks(tasks, measures, args.out, fresh=args.fresh, max_examples=args.max_examples,
                                    progress=not args.no_progress, engine=engine, **_run_options(args)):
-            if isinstance(run, HarnessError):
+            if isinstance(run, HarnessError):  # the task's data cannot be read: the other tasks go on
                 print(f"failed: {run}", file=sys.stderr)
-                failed = True
+                lost.append(f"{task.name}: failed: {run}")
             else:
                 results[task] = run
     comparison = compare_runs(results, {label.name: label for label in labelled}, null=args.null,
@@ -309,7 +364,7 @@ def run_compare(args) -> int:
     print((args.out / "comparison.md").read_text())
     print("wrote: " + ", ".join(str(path) for path in written if path.suffix == ".md" or path.suffix == ".csv")
           + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")
-    return _exit_code(reports, failed)
+    return _exit_code(reports, lost)
 
 
 def run_select(args) -> int:
@@ -323,8 +378,12 @@ def run_select(args) -> int:
             raise HarnessError(f"--family takes TASK=NAME, got {text!r}")
         families[task] = family
     tasks = find_tasks(args.data, args.task)
-    selection = run_selection(tasks, args.results, args.candidates, args.fixed, reference=args.reference,
-                              families=families, bootstrap=args.bootstrap or 1, null=args.null)
+    _refuse_unscorable(tasks, cmi=True)
+    try:
+        selection = run_selection(tasks, args.results, args.candidates, args.fixed, reference=args.reference,
+                                  families=families, bootstrap=args.bootstrap or 1, null=args.null)
+    except ValueError as error:  # a .predict file the task's models cannot be scored with (scoring's one line)
+        raise HarnessError(f"cannot score the predictions in {args.results}: {error}") from None
     text = selection_markdown(selection, args.reference)
     (args.results / "selection.md").write_text(text)
     selection.held_out.to_csv(args.results / "selection_tasks.csv", index=False)
@@ -359,10 +418,12 @@ def run_evaluate(args) -> int:
     if not reports:
         raise HarnessError(f"no <task>.predict file in {args.predictions} for the tasks under {args.data} "
                            f"({', '.join(task.name for task in tasks)})")
-    return _finish(reports, args.predictions, args.report)
+    _finish(reports, args.predictions, args.report)
+    return _exit_code(reports)
 
 
-def _finish(reports, out_dir: Path, report_path: Path | None) -> int:
+def _finish(reports, out_dir: Path, report_path: Path | None) -> None:
+    """Write the report files and print the table."""
     from .outputs import write_report
     from .render import format_table
 
@@ -370,7 +431,6 @@ def _finish(reports, out_dir: Path, report_path: Path | None) -> int:
     print(format_table(frame))
     print(f"\nreport: {out_dir / 'report.csv'}, {out_dir / 'report.json'}"
           + (f", {report_path}" if report_path else ""))
-    return 0
 
 
 def run_list_measures(args) -> int:

@@ -97,7 +97,7 @@ def test_an_incomplete_grid_is_reported_not_scored(tmp_path):
     values = {k: v for k, v in GOLDEN["true_gap"]["predictions"].items() if k != "model_4"}
     (tmp_path / "toy_data.predict").write_text(json.dumps(values))
     assert main(["evaluate", "--data", str(tmp_path / "data"), "--predictions", str(tmp_path),
-                 "--report", str(tmp_path / "r.json")]) == 0
+                 "--report", str(tmp_path / "r.json")]) == 1
     report = json.loads((tmp_path / "r.json").read_text())["toy_data"]
     assert report["cmi"] is None
     assert "not scored" in report["note"] and "model_configs.json" in report["note"]
