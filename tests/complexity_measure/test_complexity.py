@@ -63,6 +63,21 @@ def test_a_large_dataset_is_cut_to_the_examples_with_the_smallest_hashes_whateve
     np.testing.assert_array_equal(inputs[:5], everything[750:755])
 
 
+def test_a_stream_longer_than_the_limit_plus_a_read_batch_is_cut_while_it_is_read():
+    """As on every real PGDL task (50,000 examples against the 10,000 cap): the examples kept so far
+    are cut to the smallest hashes during the pass, and the result is the same whatever the order."""
+    rng = np.random.default_rng(3)
+    everything = rng.normal(size=(3000, 4)).astype(np.float32)
+    all_labels = rng.integers(0, 10, size=3000).astype(np.int32)
+    smallest = np.argsort(example_hashes(everything, all_labels))[:200]
+    assert len(everything) > 200 + 2 * 1024  # several cuts during the pass
+    for order in (np.arange(3000), rng.permutation(3000)):
+        stream = tf.data.Dataset.from_tensor_slices((everything[order], all_labels[order]))
+        inputs, labels = dataset_to_arrays(stream, 200)
+        np.testing.assert_array_equal(inputs, everything[smallest])
+        np.testing.assert_array_equal(labels, all_labels[smallest])
+
+
 def test_complexity_is_the_same_whatever_order_the_kit_lists_the_shards_in(mnist_vgg, monkeypatch):
     import complexity_measure.complexity as drop_in
     monkeypatch.setattr(drop_in, "DEFAULT_MAX_EXAMPLES", 300)  # fewer than the task's 1,000: a subset is taken
