@@ -119,3 +119,40 @@ def test_measures_lists_the_registry_with_parameters(capsys):
     assert "fragmentation " in out
     assert "parameters: aggregate='mean' batch_size=256 coarse_points=5 counting='adaptive' ends='all' extend=0.5 " \
            "layer=None n_pairs=2048 n_points=17" in out
+
+
+def test_the_budget_runs_on_across_tasks(tmp_path):
+    """Once one task runs out of the kit's time, every model of the tasks after it is exceeded."""
+    for name in ("a_first", "b_second"):
+        shutil.copytree(TOY_TASK, tmp_path / "data" / name)
+    out = tmp_path / "out"
+    assert main(["score", "--data", str(tmp_path / "data"), "--measure", "parameter_norm", "--out", str(out),
+                 "--no-progress", "--budget", "1e-9", "--workers", "1"]) == 0
+    first = json.loads((out / "a_first.predict").read_text())
+    assert isinstance(first["model_0"], float)  # the kit measures the model that runs out of time
+    assert [m for m, v in first.items() if v == "EXCEEDED"] == sorted(first)[1:]
+    assert set(json.loads((out / "b_second.predict").read_text()).values()) == {"EXCEEDED"}
+
+
+def test_max_examples_reaches_the_measure(tmp_path):
+    folder = tmp_path / "counting"
+    folder.mkdir()
+    (folder / "complexity.py").write_text("def complexity(model, dataset):\n    return sum(1 for _ in dataset)\n")
+    out = tmp_path / "out"
+    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--submission", str(folder), "--out", str(out),
+                 "--no-progress", "--max-examples", "50"]) == 0
+    assert set(json.loads((out / "toy_data.predict").read_text()).values()) == {50}
+
+
+def test_max_parameters_refuses_every_larger_model(tmp_path, toy_task):
+    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--measure", "parameter_norm", "--out",
+                 str(tmp_path), "--no-progress", "--max-parameters", "10", "--report", str(tmp_path / "r.json")]) == 1
+    failed = json.loads((tmp_path / "r.json").read_text())["toy_data"]["failed"]
+    assert sorted(failed) == sorted(toy_task.model_ids)
+    assert "model_0/config.json: the layers would hold" in failed["model_0"]
+
+
+def test_model_timeout_needs_worker_processes(tmp_path, capsys):
+    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--measure", "parameter_norm", "--out",
+                 str(tmp_path), "--workers", "1", "--model-timeout", "5"]) == 2
+    assert "--model-timeout needs worker processes" in capsys.readouterr().err
