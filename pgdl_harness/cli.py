@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as error:  # a file or folder that cannot be read or written: "[Errno 13] Permission denied: 'x'"
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted: every value computed so far is cached; run the same command again "
               "to resume", file=sys.stderr)
@@ -346,6 +349,11 @@ def run_compare(args) -> int:
                                 for name in names}, args.seeds)
     measures = {label.name: measure for label, measure in labelled.items()}
     _refuse_unscorable(tasks)
+    if not args.no_figures:  # found missing now, not once every model has been measured
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise HarnessError("figures need matplotlib: pip install -e '.[plots]' (or pass --no-figures)") from None
     results, lost = {}, []
     with _engine(args) as engine:
         for task, run in run_tasks(tasks, measures, args.out, fresh=args.fresh, max_examples=args.max_examples,

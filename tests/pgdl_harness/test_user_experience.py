@@ -237,3 +237,23 @@ def test_select_names_predictions_it_cannot_score_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot score the predictions in {results}: ") and "model_2" in err
     assert err.count("\n") == 1
+
+
+def test_compare_without_matplotlib_refuses_before_measuring_unless_no_figures(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    arguments = ["compare", "--data", str(TOY_TASK.parent), "--task", "toy_data", "--measures", "parameter_norm",
+                 "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1", "--null", "0", "--bootstrap", "0"]
+    assert main(arguments) == 2
+    assert capsys.readouterr().err == ("error: figures need matplotlib: pip install -e '.[plots]' "
+                                       "(or pass --no-figures)\n")
+    assert not (tmp_path / "out").exists()
+    assert main([*arguments, "--no-figures"]) == 0
+
+
+def test_a_folder_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "toy_data.predict").write_text(json.dumps(_true_gaps()))
+    (tmp_path / "out").write_text("a file where --report wants a folder")
+    assert main(["evaluate", "--data", str(TOY_TASK.parent), "--task", "toy_data", "--predictions", str(tmp_path),
+                 "--null", "0", "--bootstrap", "0", "--report", str(tmp_path / "out" / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: [Errno ") and str(tmp_path / "out") in err and err.count("\n") == 1
