@@ -272,7 +272,7 @@ def _exit_code(reports, lost_tasks: Sequence[str] = ()) -> int:
         print(f"\n{len(failures)} model(s) failed (their tasks are incomplete and have no CMI):", file=sys.stderr)
         for task, model_id, reason in failures:
             print(f"  {task}/{model_id}: {reason}", file=sys.stderr)
-    unscored = [f"{report.task} ({report.measure}): {report.note}" for report in reports
+    unscored = [f"{report.task} ({report.measure}): {report.note.removeprefix('not scored: ')}" for report in reports
                 if not report.failed and report.cmi is None and report.kendall_tau is None]
     unscored += list(lost_tasks)
     if unscored:

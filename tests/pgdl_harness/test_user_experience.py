@@ -156,7 +156,7 @@ def test_evaluate_exits_1_naming_each_task_it_could_not_score(tmp_path, capsys):
                  "--null", "0", "--bootstrap", "0", "--report", str(tmp_path / "r.json")]) == 1
     err = capsys.readouterr().err
     assert "1 task(s) not scored:" in err
-    assert re.search(r"^  broken \(predictions\): not scored: \S+broken/model_configs.json: not valid JSON", err,
+    assert re.search(r"^  broken \(predictions\): \S+broken/model_configs.json: not valid JSON", err,
                      re.MULTILINE), err
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["good"]["cmi"] is not None and report["broken"]["cmi"] is None  # the rest was scored
@@ -213,8 +213,10 @@ def test_select_refuses_a_task_without_cmi(tmp_path, capsys):
         _copy_toy_task(root, name)
     # Task b keeps the two models that differ in activation only, and that one hyperparameter.
     specs = json.loads((root / "b" / "model_configs.json").read_text())
+    hparams = {key: {name: entry["current_value"] for name, entry in spec["hparams"].items()}
+               for key, spec in specs.items()}
     kept = {key: spec for key, spec in specs.items()
-            if spec["hparams"]["num_units"]["current_value"] == 64 and spec["hparams"]["num_layers"]["current_value"] == 1}
+            if hparams[key]["num_units"] == 64 and hparams[key]["num_layers"] == 1}
     for spec in kept.values():
         spec["hparams"] = {"activation_function": spec["hparams"]["activation_function"]}
     for key in set(specs) - set(kept):
