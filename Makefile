@@ -21,7 +21,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),test]'
+	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),torch,jax,test]'
 	# Keras 2, to test the measure on models of the organisers' era; --no-deps, or pip would
 	# pull the full tensorflow package next to tensorflow-cpu.
 	$(PY) -m pip install --quiet --no-deps 'tf-keras==2.21.*'
@@ -44,12 +44,19 @@ clean:
 # two PGDL-sized models trained on colour digits (trained once, ~5 min, kept in results/bench_models/)
 # and every measure on PGDL-sized models, then adaptive against dense counting on every bundled
 # image model (~10 min on 2 cores), then
-# where jacobian_norm's time goes (tracing against compute, three exact implementations).
-.PHONY: bench bench-pairs
+# where jacobian_norm's time goes (tracing against compute, three exact implementations), then the
+# same PGDL-sized networks in Keras on TensorFlow, PyTorch and Keras 3 on JAX against each one's own
+# forward pass (BENCH_DEVICE=cuda times the PyTorch rows on a GPU).
+BENCH_DEVICE ?= cpu
+.PHONY: bench bench-pairs bench-frameworks
 bench: setup
 	$(PY) benchmarks/bench_fragmentation.py
 	$(PY) benchmarks/bench_adaptive.py
 	$(PY) benchmarks/bench_jacobian.py
+	$(PY) benchmarks/bench_frameworks.py --device $(BENCH_DEVICE)
+
+bench-frameworks: setup
+	$(PY) benchmarks/bench_frameworks.py --device $(BENCH_DEVICE)
 
 # How CMI and tau move with n_pairs and n_points over 3 pair seeds (~30-60 min; cached in
 # results/bench_pairs/, resumable).

@@ -28,7 +28,9 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from complexity_measure.forward import DEFAULT_BATCH_SIZE, compiled, model_layers  # noqa: E402
+from complexity_measure.classifier import DEFAULT_BATCH_SIZE  # noqa: E402
+from complexity_measure.forward import compiled  # noqa: E402
+from complexity_measure.keras_models import model_layers  # noqa: E402
 from complexity_measure.callbacks import fragmentation_settings  # noqa: E402
 from complexity_measure.fragmentation import (class_changes, fragmentation_with_cost, path_classes,  # noqa: E402
                                               path_positions)
@@ -120,33 +122,35 @@ def implementation_comparison():
 
 
 
-def task1_like_vgg():
+def task1_like_vgg(keras=None):
     """VGG-like convnet shaped like PGDL task 1's (CIFAR-10): ~1.4M parameters at 32x32x3.
 
     Three conv blocks (32, 64, 128 channels, each pooled) and two dense layers of 512, where most
-    parameters sit: ~23 MFLOPs per image.
+    parameters sit: ~23 MFLOPs per image. ``keras``: the Keras to build it in (default ``tf.keras``).
     """
-    tf.keras.utils.set_random_seed(1)
-    layers = tf.keras.layers
+    keras = keras or tf.keras
+    keras.utils.set_random_seed(1)
+    layers = keras.layers
     blocks = []
     for width in (32, 64, 128):
         blocks += [layers.Conv2D(width, 3, padding="same", activation="relu"), layers.MaxPooling2D()]
-    model = tf.keras.Sequential(blocks + [layers.Flatten(), layers.Dense(512, activation="relu"),
-                                          layers.Dense(512, activation="relu"), layers.Dense(10)])
+    model = keras.Sequential(blocks + [layers.Flatten(), layers.Dense(512, activation="relu"),
+                                       layers.Dense(512, activation="relu"), layers.Dense(10)])
     model.build([None, 32, 32, 3])
     return model
 
 
-def task2_like_nin(batch_norm=False):
+def task2_like_nin(batch_norm=False, keras=None):
     """Network-in-Network shaped like PGDL task 2's (SVHN): ~0.9M parameters at 32x32x3.
 
     Three blocks of a strided 3x3 conv and two 1x1 convs (96, 192, 256 channels), 1x1 conv to
     the 10 classes and global average pooling: ~60 MFLOPs per image. ``batch_norm`` puts a
     BatchNormalization between every conv and its ReLU (without it the network does not train
-    in the few epochs of ``trained``).
+    in the few epochs of ``trained``). ``keras``: the Keras to build it in (default ``tf.keras``).
     """
-    tf.keras.utils.set_random_seed(2)
-    layers = tf.keras.layers
+    keras = keras or tf.keras
+    keras.utils.set_random_seed(2)
+    layers = keras.layers
     blocks = []
     for width in (96, 192, 256):
         for kernel, strides in ((3, 2), (1, 1), (1, 1)):
@@ -155,7 +159,7 @@ def task2_like_nin(batch_norm=False):
                            layers.BatchNormalization(momentum=0.9), layers.ReLU()]
             else:
                 blocks.append(layers.Conv2D(width, kernel, strides=strides, padding="same", activation="relu"))
-    model = tf.keras.Sequential(blocks + [layers.Conv2D(10, 1), layers.GlobalAveragePooling2D()])
+    model = keras.Sequential(blocks + [layers.Conv2D(10, 1), layers.GlobalAveragePooling2D()])
     model.build([None, 32, 32, 3])
     return model
 

@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from complexity_measure.forward import jacobian_norm_function, model_layers, run_layers  # noqa: E402
+from complexity_measure.forward import jacobian_norm_function, run_layers  # noqa: E402
+from complexity_measure.keras_models import model_layers  # noqa: E402
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
 

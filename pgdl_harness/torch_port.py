@@ -50,8 +50,13 @@ def torch_port(model) -> nn.Sequential:
             if config.get("data_format", "channels_last") != "channels_last":
                 raise ValueError(f"layer {layer.name}: only channels_last Conv2D layers have a port")
             height, width, channels_in, channels_out = kernel.shape
-            conv = nn.Conv2d(channels_in, channels_out, (height, width), stride=tuple(config["strides"]),
-                             padding=_padding(config["padding"], (height, width), layer.name),
+            strides = tuple(config["strides"])
+            padding = _padding(config["padding"], (height, width), strides, tuple(layer.input.shape[1:3]), layer.name)
+            if padding and padding[0] != padding[1] or padding and padding[2] != padding[3]:
+                members.append(nn.ZeroPad2d(padding))  # TensorFlow pads the extra row and column at the end
+                padding = None
+            conv = nn.Conv2d(channels_in, channels_out, (height, width), stride=strides,
+                             padding=(padding[2], padding[0]) if padding else 0,
                              dilation=tuple(config.get("dilation_rate", (1, 1))), bias=config.get("use_bias", True))
             _copy(conv.weight, kernel.transpose(3, 2, 0, 1))
             if conv.bias is not None:
@@ -100,12 +105,23 @@ def _activation(activation, where: str) -> list[nn.Module]:
     return [_ACTIVATIONS[name]()]
 
 
-def _padding(padding: str, kernel: tuple[int, int], where: str):
+def _padding(padding: str, kernel: tuple[int, int], strides: tuple[int, int], size: tuple[int, int],
+             where: str) -> tuple[int, int, int, int] | None:
+    """TensorFlow's padding as (left, right, top, bottom), or None for none.
+
+    "same" pads ``max((ceil(n / s) - 1) s + k - n, 0)`` in all along an axis, the odd one at the
+    end: symmetric for a stride of 1 and an odd kernel, not always otherwise.
+    """
     if padding == "valid":
-        return 0
-    if all(size % 2 == 1 for size in kernel):
-        return tuple(size // 2 for size in kernel)
-    raise ValueError(f"layer {where}: 'same' padding of an even kernel {kernel} has no port")
+        return None
+    if padding != "same" or None in size:
+        raise ValueError(f"layer {where}: {padding!r} padding on inputs of size {size} has no port")
+    pads = []
+    for n, k, s in zip(size, kernel, strides):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    return (left, right, top, bottom) if any((left, right, top, bottom)) else None
 
 
 def _batchnorm_weights(config: dict, weights: list[np.ndarray]) -> tuple[np.ndarray, ...]:

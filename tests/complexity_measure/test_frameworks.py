@@ -347,3 +347,35 @@ from complexity import complexity
 print(json.dumps({"torch": "torch" in sys.modules, "jax": "jax" in sys.modules}))
 """)
     assert values == {"torch": False, "jax": False}
+
+
+def test_measuring_once_an_epoch_inside_a_pytorch_training_loop():
+    """docs/frameworks.md's loop: the measure between epochs changes nothing that training uses."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    x = (digits.images[:, None] / 16.0).astype(np.float32)[:600]  # NCHW
+    y = digits.target[:600]
+
+    def train(measure_each_epoch):
+        torch.manual_seed(0)
+        module = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(), nn.Linear(288, 10))
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+        fragmentation = get_measure("fragmentation", n_pairs=128)
+        history = []
+        for _ in range(3):
+            module.train()
+            for start in range(0, len(x), 100):
+                optimizer.zero_grad()
+                loss = nn.functional.cross_entropy(module(torch.as_tensor(x[start:start + 100])),
+                                                   torch.as_tensor(y[start:start + 100]))
+                loss.backward()
+                optimizer.step()
+            if measure_each_epoch:
+                history.append(fragmentation(module, x, y))
+                assert module.training  # left as the loop had it
+        return history, [p.detach().clone() for p in module.parameters()]
+
+    history, weights = train(True)
+    _, weights_unmeasured = train(False)
+    assert len(history) == 3 and all(value >= 0 for value in history)
+    assert all(torch.equal(a, b) for a, b in zip(weights, weights_unmeasured))  # training went on as before
