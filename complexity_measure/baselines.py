@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classifier import DEFAULT_BATCH_SIZE, as_classifier, names_refusals
+from .classifier import DEFAULT_BATCH_SIZE, names_refusals
+from .frameworks import as_classifier
 from .sampling import training_sample
 
 # Defaults, and why: the kit's Jacobian baseline looks at ~512 examples; the same number here

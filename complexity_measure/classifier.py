@@ -1,6 +1,7 @@
 """The one interface the measures see: a trained classifier, whichever framework runs it.
 
-Every measure starts with ``as_classifier(model)``, which wraps what the caller passed:
+Every measure starts with ``frameworks.as_classifier(model)``, which wraps what the caller passed
+in the ``Classifier`` of its framework:
 
 - a Keras model on TensorFlow (Keras 2 ``tf_keras``, or Keras 3 with the TensorFlow backend):
   ``forward.KerasTensorFlowClassifier``, compiled ``tf.function`` calls;
@@ -28,7 +29,6 @@ never turns a broken network, or something else than it asked for, into a number
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -273,61 +273,6 @@ class Classifier:
         """Frobenius norm of d outputs / d inputs at each input, float ``(n,)``."""
         raise ModelRefused(f"a {self.kind} gives no input gradients (pass a differentiable model: a Keras "
                            f"model or a torch.nn.Module)")
-
-
-def as_classifier(model, *, initial_weights=None) -> Classifier:
-    """The ``Classifier`` for ``model`` (see the module docstring for what is accepted).
-
-    ``initial_weights``: the weights at initialisation, for ``distance_from_init``: a list of arrays
-    in the order of the model's weights (Keras ``get_weights()``), or a PyTorch ``state_dict``.
-    Keras models may carry them as ``model.initial_weights`` (PGDL's loaders set it).
-    """
-    if isinstance(model, Classifier):
-        if initial_weights is not None:
-            raise ValueError("initial_weights can be given only with a model, not with a Classifier")
-        return model
-    framework = framework_of(model)
-    if framework == "keras":
-        if keras_backend(model) == "tensorflow":
-            from .forward import KerasTensorFlowClassifier
-            return KerasTensorFlowClassifier(model, initial_weights=initial_weights)
-        from .keras_models import KerasClassifier
-        return KerasClassifier(model, initial_weights=initial_weights)
-    if framework == "torch":
-        from .pytorch import TorchClassifier
-        return TorchClassifier(model, initial_weights=initial_weights)
-    if callable(model):
-        if initial_weights is not None:
-            raise ValueError("a plain callable has no weights, so it takes no initial_weights")
-        from .callables import CallableClassifier
-        return CallableClassifier(model)
-    raise TypeError(f"expected a classifier: a Keras model, a torch.nn.Module or a callable "
-                    f"f(inputs) -> logits; got {type(model).__name__}")
-
-
-_FRAMEWORK_MODULES = (("keras", ("keras.", "tf_keras.", "tensorflow.python.keras.", "keras_core.")),
-                      ("torch", ("torch.",)))
-
-
-def framework_of(model) -> str | None:
-    """``"keras"``, ``"torch"`` or None, from the modules of the model's classes (no import).
-
-    Keras comes first: a Keras 3 model on the PyTorch backend is also a ``torch.nn.Module``, and
-    is measured as the Keras model it is.
-    """
-    modules = [getattr(cls, "__module__", "") + "." for cls in type(model).__mro__]
-    for framework, prefixes in _FRAMEWORK_MODULES:
-        if any(module.startswith(prefixes) for module in modules):
-            return framework
-    return None
-
-
-def keras_backend(model) -> str:
-    """The backend a Keras model runs on: ``"tensorflow"`` for Keras 2, Keras 3's backend otherwise."""
-    modules = [getattr(cls, "__module__", "") for cls in type(model).__mro__]
-    if not any(module == "keras" or module.startswith("keras.") for module in modules):
-        return "tensorflow"  # tf_keras (Keras 2) and TensorFlow's own Keras run on TensorFlow only
-    return sys.modules["keras"].backend.backend()
 
 
 class PathPoints:

@@ -31,7 +31,8 @@ reporting suite.
 from __future__ import annotations
 
 from . import fragmentation, natekar_sharma, representation
-from .classifier import as_classifier, names_refusals
+from .classifier import names_refusals
+from .frameworks import as_classifier
 
 
 @names_refusals

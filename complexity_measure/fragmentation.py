@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .classifier import DEFAULT_BATCH_SIZE, Classifier, as_classifier, names_refusals
+from .classifier import DEFAULT_BATCH_SIZE, Classifier, names_refusals
+from .frameworks import as_classifier
 from .labels import class_indices
 from .sampling import canonical_order
 

@@ -19,7 +19,15 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .classifier import (ACTIVATION_LAYER_TYPES, DEFAULT_BATCH_SIZE, Classifier, LayerInfo, ModelRefused,
-                         batched, check_finite, keras_backend)
+                         batched, check_finite)
+
+
+def keras_backend(model) -> str:
+    """The backend a Keras model runs on: ``"tensorflow"`` for Keras 2, Keras 3's backend otherwise."""
+    modules = [getattr(cls, "__module__", "") for cls in type(model).__mro__]
+    if not any(module == "keras" or module.startswith("keras.") for module in modules):
+        return "tensorflow"  # tf_keras (Keras 2) and TensorFlow's own Keras run on TensorFlow only
+    return sys.modules["keras"].backend.backend()
 
 
 def model_layers(model) -> list:

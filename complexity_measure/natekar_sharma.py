@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classifier import DEFAULT_BATCH_SIZE, as_classifier, names_refusals
+from .classifier import DEFAULT_BATCH_SIZE, names_refusals
+from .frameworks import as_classifier
 from .fragmentation import draw_pairs
 from .sampling import training_sample
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classifier import DEFAULT_BATCH_SIZE, Classifier, as_classifier, names_refusals
+from .classifier import DEFAULT_BATCH_SIZE, Classifier, names_refusals
+from .frameworks import as_classifier
 from .sampling import training_sample
 
 # Defaults, and why:

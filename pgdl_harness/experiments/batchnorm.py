@@ -45,7 +45,7 @@ import pandas as pd
 import tensorflow as tf
 
 from complexity_measure import representation
-from complexity_measure.classifier import as_classifier
+from complexity_measure.frameworks import as_classifier
 
 from ..taskgen.families import FAMILIES
 from .training import build, load_split, run_folder

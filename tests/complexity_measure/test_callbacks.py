@@ -215,11 +215,11 @@ def test_mismatched_inputs_and_labels_are_refused():
         FragmentationMonitor(X, Y, keras=np)
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+def test_the_documented_example_runs(tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Fragmentation during training"):]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "experiments.md").read_text()
+    section = page[page.index("## The callback"):]
     code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})

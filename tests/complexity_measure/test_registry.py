@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from complexity_measure.classifier import as_classifier
+from complexity_measure.frameworks import as_classifier
 from complexity_measure.fragmentation import DEFAULT_N_PAIRS, fragmentation_score
 from complexity_measure.registry import DEFAULT_MEASURE, MEASURES, code_fingerprint, get_measure, parse_parameter
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import davies_bouldin_score, silhouette_score
 
-from complexity_measure.classifier import as_classifier
+from complexity_measure.frameworks import as_classifier
 from complexity_measure.forward import batched_apply, compiled
 from complexity_measure.keras_models import model_layers
 from complexity_measure.representation import (channel_sparsity, channel_sparsity_per_layer, davies_bouldin_measure,

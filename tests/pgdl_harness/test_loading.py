@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from complexity_measure.classifier import as_classifier
+from complexity_measure.frameworks import as_classifier
 from pgdl_harness.loading import ModelLoadError, RefusedConfigError, load_arrays, load_dataset, load_model, shard_paths
 from pgdl_harness.tasks import TaskFolderError, find_tasks
 
