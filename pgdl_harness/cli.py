@@ -14,17 +14,21 @@ from .uncertainty import DEFAULT_DRAWS
 # Exit codes: 0 all done; 1 something asked for was not produced (a model failed, a task could not
 # be read or scored; the rest were scored); 2 a usage or input error stopped the command; 130
 # interrupted.
+# The commands that load models and data with TensorFlow.
+LOADS_MODELS = ("score", "compare", "make-task")
 EXIT_FAILED_MODELS = 1
 EXIT_ERROR = 2
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # TensorFlow is imported here, not at the top of the module, so that its C++ start-up lines
-    # (absl's warning, the oneDNN notice, CPU features) can be kept off the terminal.
-    import_tensorflow(verbose="--verbose" in argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in LOADS_MODELS:
+        # TensorFlow is imported here, not at the top of the module, so that its C++ start-up lines
+        # (absl's warning, the oneDNN notice, CPU features) can be kept off the terminal; and only
+        # for the commands that load models: evaluate, select and measures read files and scores.
+        import_tensorflow(verbose=getattr(args, "verbose", False))
     try:
         return args.run(args)
     except HarnessError as error:

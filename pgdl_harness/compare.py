@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .report import TaskReport, add_chance, report_run, reports_table, score_predictions
-from .runner import TaskRun
+from .task_run import TaskRun
 from .scoring import SCORES as SCORE_TABLE
 from .tasks import Task
 from .uncertainty import (DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction, score_interval,

@@ -16,7 +16,7 @@ from .compare import Comparison
 from .predictions import write_predictions, write_provenance
 from .render import comparison_markdown, summary_markdown
 from .report import TaskReport, report_frame, report_json
-from .runner import TaskRun
+from .task_run import TaskRun
 
 
 def write_run_files(run: TaskRun, label: str, out_dir: str | Path, *, partial: bool = False) -> Path | None:

@@ -17,7 +17,7 @@ from .scoring import EXCEEDED
 from .tasks import Task
 
 if TYPE_CHECKING:
-    from .runner import TaskRun
+    from .task_run import TaskRun
 
 
 def write_predictions(task: Task, values: Mapping[str, float | str], out_dir: str | Path, *,

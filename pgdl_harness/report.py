@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .runner import TaskRun
+from .task_run import TaskRun
 from .scoring import EXCEEDED, SCORE_NAMES, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
 from .uncertainty import bootstrap_scores, chance_levels, score_interval

@@ -9,7 +9,7 @@ from pgdl_harness.cli import main
 from pgdl_harness.compare import RunLabel, compare_runs, score_table, seeded_measures
 from pgdl_harness.outputs import write_comparison
 from pgdl_harness.cache import ModelResult
-from pgdl_harness.runner import TaskRun
+from pgdl_harness.task_run import TaskRun
 from pgdl_harness.scoring import score_task
 from pgdl_harness.tasks import Task
 

@@ -259,3 +259,30 @@ def test_a_folder_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
                  "--null", "0", "--bootstrap", "0", "--report", str(tmp_path / "out" / "r.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: [Errno ") and str(tmp_path / "out") in err and err.count("\n") == 1
+
+
+def test_evaluate_select_and_measures_run_without_tensorflow(tmp_path):
+    """Commands that read files and score them never import TensorFlow (5 s of a 5.4 s evaluate)."""
+    import shutil
+    import subprocess
+    import sys
+
+    root, predictions, results = tmp_path / "data", tmp_path / "golden", tmp_path / "results"
+    for task in ("toy_a", "toy_b"):  # select chooses leaving one family out: two tasks
+        shutil.copytree(REPO / "data" / "toy_data", root / task)
+        for folder in (predictions, results / "golden"):
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / "tests" / "golden" / "toy_data.predict", folder / f"{task}.predict")
+    code = f"""
+import sys
+from pgdl_harness.cli import main
+codes = [main(["evaluate", "--data", r"{root}", "--predictions", r"{predictions}", "--null", "20", "--bootstrap", "20"]),
+         main(["select", "--data", r"{root}", "--results", r"{results}", "--candidates", "golden",
+               "--reference", "golden", "--family", "toy_a=one", "--family", "toy_b=two",
+               "--bootstrap", "20", "--null", "20"]),
+         main(["measures"])]
+print("CODES", codes, "tensorflow" in sys.modules, "torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "CODES [0, 0, 0] False False" in done.stdout
