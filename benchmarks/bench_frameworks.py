@@ -4,11 +4,11 @@ For PGDL-sized networks (``bench_fragmentation``'s task1-like VGG and task2-like
 weights, 32x32x3) the same weights run as a Keras model on TensorFlow, as their PyTorch port
 (``pgdl_harness.torch_port``), and as a Keras 3 model on the JAX backend (in a subprocess, since
 the backend is chosen before Keras is imported). Per framework it prints the framework's own
-batched forward throughput (images/s at the measures' batch of 256: a compiled ``tf.function``,
-``module(batch)`` under ``torch.inference_mode``, Keras's jitted ``predict_on_batch``), the
+batched forward throughput (images/s at the measures' batch of 256, the median call: a compiled
+``tf.function``, ``module(batch)`` under ``torch.inference_mode``, Keras's jitted ``predict_on_batch``), the
 default fragmentation's forward passes per second as the measure reports them, their ratio, and
-the seconds of the default measure and of ``davies_bouldin``. Values agree between frameworks
-(printed beside), so the rows time the same work.
+the seconds of the default measure and of ``davies_bouldin`` (each the best of two calls). Values
+agree between frameworks (printed beside), so the rows time the same work.
 
 Timings on shared machines vary by ~30% from run to run: read the ratios within one run.
 Run: `make bench` (this is its last part), or `python benchmarks/bench_frameworks.py [--device cuda]`.
@@ -37,23 +37,31 @@ from complexity_measure.registry import DEFAULT_MEASURE, get_measure  # noqa: E4
 SECONDS = 3.0
 
 
-def best_throughput(call, batch) -> float:
-    """Images per second of ``call(batch)`` (it must return a NumPy-convertible result), best of ~3 s."""
+def forward_throughput(call, batch) -> float:
+    """Images per second of ``call(batch)`` (it must return a NumPy-convertible result): the median
+    over ~3 s of calls, after one warm-up call. The median, not the best: a measure runs many
+    batches in a row, and PyTorch's batch times on a shared CPU vary more than a compiled graph's,
+    so the best call would overstate the throughput a run of batches gets."""
     call(batch)
-    best, spent = 0.0, 0.0
+    times, spent = [], 0.0
     while spent < SECONDS:
         start = time.perf_counter()
         call(batch)
-        elapsed = time.perf_counter() - start
-        spent += elapsed
-        best = max(best, len(batch) / elapsed)
-    return best
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return len(batch) / float(np.median(times))
 
 
-def timed(function):
-    start = time.perf_counter()
-    value = function()
-    return time.perf_counter() - start, value
+def timed(function, repeats=2):
+    """(best seconds of ``repeats`` calls, the value): the first call of a model pays one-time costs
+    (TensorFlow's tracing, oneDNN's kernels for new batch shapes in PyTorch) that a task's later
+    models of the same architecture mostly do not."""
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = function()
+        best = min(best, time.perf_counter() - start)
+    return best, value
 
 
 def measure_row(model, inputs, labels, images_per_second) -> dict:
@@ -92,7 +100,7 @@ def tensorflow_and_torch_rows(device: str) -> dict:
     for name, build in architectures().items():
         model = build()
         call = compiled(model_layers(model))
-        keras_forward = best_throughput(lambda batch: call(batch).numpy(), tf.constant(inputs[:DEFAULT_BATCH_SIZE]))
+        keras_forward = forward_throughput(lambda batch: call(batch).numpy(), tf.constant(inputs[:DEFAULT_BATCH_SIZE]))
         rows[(name, "Keras on TensorFlow")] = measure_row(model, inputs, labels, keras_forward)
         module = torch_port(model).to(device)
         torch_inputs = np.ascontiguousarray(np.moveaxis(inputs, -1, 1))
@@ -102,7 +110,7 @@ def tensorflow_and_torch_rows(device: str) -> dict:
             with torch.inference_mode():
                 return module(batch).cpu().numpy()
 
-        rows[(name, f"PyTorch ({device})")] = measure_row(module, torch_inputs, labels, best_throughput(torch_call, batch))
+        rows[(name, f"PyTorch ({device})")] = measure_row(module, torch_inputs, labels, forward_throughput(torch_call, batch))
         with tempfile.TemporaryDirectory() as folder:
             weights = Path(folder) / "weights.npz"
             np.savez(weights, *model.get_weights())
@@ -127,7 +135,7 @@ def jax_row(name: str, weights: Path) -> None:
     model = architectures()[name](keras=keras)
     saved = np.load(weights)
     model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
-    forward = best_throughput(lambda batch: np.asarray(model.predict_on_batch(batch)), inputs[:DEFAULT_BATCH_SIZE])
+    forward = forward_throughput(lambda batch: np.asarray(model.predict_on_batch(batch)), inputs[:DEFAULT_BATCH_SIZE])
     print(json.dumps(measure_row(model, inputs, labels, forward)))
     del bench
 

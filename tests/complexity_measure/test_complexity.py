@@ -124,6 +124,7 @@ def test_a_copy_loaded_where_the_projects_package_is_imported_runs_its_own_modul
 # config.json as a Sequential subclass of wrapped layers, the training shards in glob order.
 KIT_LIKE_INGESTION = textwrap.dedent('''
     import glob, json, os, sys
+    import pkg_resources  # the organisers' ingestion program imports it (setuptools below 81 has it)
     import tensorflow as tf
     task_dir, submission_dir, out_file = sys.argv[1:4]
     sys.path.append(submission_dir)
@@ -210,10 +211,12 @@ def test_the_kit_runs_the_folder_as_it_stands_and_evaluate_scores_it(tmp_path, t
                  "--no-progress"]) == 0
     expected = json.loads((harness / "toy_data.predict").read_text())
     differences = np.array([abs(predictions[m] - expected[m]) for m in expected])
+    relative = differences / np.abs([expected[m] for m in expected])
     if legacy_keras:
-        # ... and Keras 2 computes the same logits up to float rounding, which can move a class
-        # change by one grid point on a rare path; never more than one path in 512 per model.
-        assert np.all(differences <= 1 / 512 + 1e-12) and np.mean(differences == 0) > 0.8
+        # ... and Keras 2 computes the same logits up to float rounding: the index agrees to about
+        # 1e-6, and rounding can move a class change by a grid point on a rare path (one path of
+        # 2048 moves F ** 0.25 by about a 1 / (4 * 2048 * F) part of it).
+        assert np.all(relative <= 1e-3) and np.mean(relative <= 1e-5) > 0.8
     else:
         assert np.all(differences == 0)
 
@@ -222,6 +225,11 @@ def test_the_kit_runs_the_folder_as_it_stands_and_evaluate_scores_it(tmp_path, t
                  str(tmp_path / "kit.json")]) == 0
     kit_score = json.loads((tmp_path / "kit.json").read_text())["toy_data"]
     harness_score = json.loads((harness / "report.json").read_text())["toy_data"]
-    assert 0 <= kit_score["cmi"] <= 100
-    if not legacy_keras:
-        assert kit_score["cmi"] == harness_score["cmi"]
+    # The scores depend only on the models' order: the same order, the same scores, to the last digit.
+    same_order = sorted(expected, key=expected.get) == sorted(predictions, key=predictions.get)
+    assert same_order or legacy_keras
+    if same_order:
+        for score in ("cmi", "kendall_tau", "granulated_kendall_tau"):
+            assert kit_score[score] == harness_score[score], score
+    else:  # a Keras 2 rounding swapped two neighbours: the scores move by at most a pair's worth
+        assert abs(kit_score["kendall_tau"] - harness_score["kendall_tau"]) <= 2 / (len(expected) * (len(expected) - 1) / 2) + 1e-12
