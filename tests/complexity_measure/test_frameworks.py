@@ -380,3 +380,14 @@ def test_measuring_once_an_epoch_inside_a_pytorch_training_loop():
     _, weights_unmeasured = train(False)
     assert len(history) == 3 and all(value >= 0 for value in history)
     assert all(torch.equal(a, b) for a, b in zip(weights, weights_unmeasured))  # training went on as before
+
+
+def test_the_drop_in_refuses_a_diverged_network_with_one_line():
+    import tensorflow as tf
+    from complexity_measure.complexity import complexity
+    model = mlp(tf.keras)
+    inputs, labels = training_data(model, n=200)
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels.astype(np.int32)))
+    with pytest.raises(ModelRefused, match=f"^{DEFAULT_MEASURE}: the model's weights are not finite"):
+        complexity(model, dataset)
