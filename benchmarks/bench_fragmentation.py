@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 from complexity_measure.classifier import DEFAULT_BATCH_SIZE  # noqa: E402
 from complexity_measure.forward import compiled  # noqa: E402
 from complexity_measure.keras_models import model_layers  # noqa: E402
-from complexity_measure.callbacks import fragmentation_settings  # noqa: E402
-from complexity_measure.fragmentation import (class_changes, fragmentation_with_cost, path_classes,  # noqa: E402
-                                              path_positions)
+from complexity_measure.frameworks import as_classifier  # noqa: E402
+from complexity_measure.fragmentation import (class_changes, fragmentation_score, fragmentation_with_cost,  # noqa: E402
+                                              path_classes, path_positions)
 from complexity_measure.registry import MEASURES  # noqa: E402
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
@@ -92,12 +92,9 @@ def dense_changes(model, starts, ends, positions, **options):
 
 
 def measured(measure, model, inputs, labels) -> tuple[float, int]:
-    """A registered measure's value and the forward passes it reports (0: it reports none)."""
-    settings = fragmentation_settings(measure, {})
-    if settings is None:
-        return measure(model, inputs, labels), 0
-    result = fragmentation_with_cost(model, inputs, labels, **settings)
-    return result.value, result.forward_passes
+    """A registered measure's value and the examples it sent through the network (``Classifier.forward_passes``)."""
+    classifier = as_classifier(model)
+    return measure(classifier, inputs, labels), classifier.forward_passes
 
 
 def implementation_comparison():
@@ -259,12 +256,12 @@ def measure_throughput():
             except Exception as error:  # a benchmark row, not a failure: e.g. no initial weights
                 print(f"  {measure_name:<30} cannot run: {str(error).splitlines()[0][:70]}")
                 continue
-            if passes:
+            if measure.function is fragmentation_score:  # whole passes of points: comparable with the forward
                 ratio = passes / seconds / images
                 lowest = min(lowest, ratio)
                 print(f"  {measure_name:<30} {seconds:8.2f} {passes:11,} {passes / seconds:9,.0f} {ratio:6.2f}")
             else:
-                print(f"  {measure_name:<30} {seconds:8.2f}")
+                print(f"  {measure_name:<30} {seconds:8.2f} {passes:11,}")
         dense, _ = seconds_of(lambda: fragmentation_with_cost(model, inputs, labels, counting="dense"))
         adaptive, _ = seconds_of(lambda: fragmentation_with_cost(model, inputs, labels))
         print(f"  default measure: dense {dense:.2f} s, adaptive {adaptive:.2f} s per model "

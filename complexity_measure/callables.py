@@ -42,5 +42,5 @@ class CallableClassifier(Classifier):
     def native_logits(self, inputs):
         return np.asarray(self.function(np.asarray(inputs, dtype=np.float32)))
 
-    def logits(self, inputs, batch_size=DEFAULT_BATCH_SIZE):
+    def _logits(self, inputs, batch_size):
         return check_finite(batched(self.native_logits, inputs, batch_size))

@@ -22,13 +22,12 @@ without it.
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from typing import Callable, Iterable
 
 import numpy as np
 
-from . import fragmentation
+from .frameworks import as_classifier
 from .labels import class_indices
 from .registry import Measure, get_measure
 
@@ -63,8 +62,9 @@ def FragmentationMonitor(inputs, labels, *, measure: str | Callable = "fragmenta
         default ``tf.keras``.
     **measure_params : keyword arguments of the measure, e.g. ``layer=-2, n_pairs=256``.
 
-    After each call, ``last_cost`` is ``{"seconds": s, "forward_passes": m}`` (``m`` is None when
-    the measure's cost in forward passes is not known: only fragmentation's is), ``records`` is a
+    After each call, ``last_cost`` is ``{"seconds": s, "forward_passes": m}`` (``m``: the examples
+    the measure sent through the network or part of it, ``Classifier.forward_passes``; None for a
+    callable of your own, which gets the model itself), ``records`` is a
     list of ``{"stage", "epoch", "batch", "value", "seconds", "forward_passes"}`` dicts, and
     ``total_seconds`` the time spent measuring so far.
 
@@ -122,8 +122,9 @@ class _MonitorLogic:
         self.at_train_begin = bool(at_train_begin)
         self.verbose = int(verbose)
         self.measure_params = dict(measure_params)
-        # Fragmentation reports the forward passes it made; the monitor calls it that way.
-        self._fragmentation = fragmentation_settings(self.function, self.measure_params)
+        # This package's measures take a Classifier, which counts the forward passes they make;
+        # a callable of the user's own gets the model as it is.
+        self._counted = isinstance(self.function, Measure) or _defined_here(self.function)
         self.last_cost: dict | None = None
         self.records: list[dict] = []
         self.total_seconds = 0.0
@@ -132,9 +133,10 @@ class _MonitorLogic:
         """Compute the measure on ``model`` (default: the model being trained) and record its cost."""
         model = model if model is not None else self.model
         started = time.perf_counter()
-        if self._fragmentation is not None:
-            result = fragmentation.fragmentation_with_cost(model, self.inputs, self.labels, **self._fragmentation)
-            value, passes = result.value, result.forward_passes
+        if self._counted:
+            classifier = as_classifier(model)
+            value = float(self.function(classifier, self.inputs, self.labels, **self.measure_params))
+            passes = classifier.forward_passes
         else:
             value, passes = float(self.function(model, self.inputs, self.labels, **self.measure_params)), None
         seconds = time.perf_counter() - started
@@ -183,17 +185,9 @@ class _MonitorLogic:
         return bool(self.batches)
 
 
-def fragmentation_settings(function: Callable, params: dict) -> dict | None:
-    """Every parameter ``fragmentation_score`` is called with by ``function`` and ``params``
-    (defaults included), or None when ``function`` is not fragmentation."""
-    keywords: dict = {}
-    if isinstance(function, Measure):
-        function, keywords = function.function, dict(function.fixed)
+def _defined_here(function: Callable) -> bool:
+    """Whether ``function`` (or the function a ``functools.partial`` wraps) is one of this package's."""
     while isinstance(function, functools.partial):
-        keywords = {**function.keywords, **keywords}
         function = function.func
-    if function is not fragmentation.fragmentation_score:
-        return None
-    defaults = {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()
-                if parameter.default is not inspect.Parameter.empty}
-    return {**defaults, **keywords, **params}
+    package = __name__.rpartition(".")[0]
+    return getattr(function, "__module__", "").startswith(package + ".")

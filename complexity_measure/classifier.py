@@ -132,11 +132,58 @@ class Classifier:
     """A trained classifier as the measures see it. Subclasses implement one framework.
 
     Every method takes and returns NumPy arrays; ``inputs`` are in the model's own layout.
-    The defaults here refuse: a subclass overrides what its kind of model can give.
+    The defaults here refuse: a subclass overrides what its kind of model can give (the
+    underscored methods: the public ones count, in ``forward_passes``, the examples sent through
+    the whole network or part of it, whichever measure asked, so a caller can read what any
+    measure cost: ``callbacks.FragmentationMonitor`` does).
     """
 
     #: What kind of model this is, for messages ("Keras model on JAX", "PyTorch module", ...).
     kind = "model"
+    #: Examples sent through the network (or the part of it a measure needs) so far: every input of
+    #: ``logits``, ``representations``, ``layer_outputs`` and ``jacobian_norms``, and every point
+    #: and path end of ``path_points`` (as ``PathPoints.forward_passes`` counts them).
+    forward_passes = 0
+
+    # -- what the measures call (counted) -------------------------------------------------------
+
+    def logits(self, inputs: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """The outputs (class scores) on ``inputs``, float ``(n, n_classes)``, checked finite."""
+        outputs = self._logits(inputs, batch_size)
+        self.forward_passes += len(inputs)
+        return outputs
+
+    def layer_outputs(self, inputs: np.ndarray, layers: Sequence[int],
+                      batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[np.ndarray]]:
+        """Per batch of ``inputs``, the outputs of ``layers`` (indices) from one forward pass, each
+        as NumPy, channels last, checked finite."""
+        for outputs in self._layer_outputs(inputs, layers, batch_size):
+            self.forward_passes += len(outputs[0])
+            yield outputs
+
+    def representations(self, inputs: np.ndarray, layer: int | None,
+                        batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """The outputs of ``layer`` on ``inputs``, channels last, checked finite (None: the inputs)."""
+        if layer is None:
+            return np.asarray(inputs)
+        outputs = self._representations(inputs, layer, batch_size)
+        self.forward_passes += len(inputs)
+        return outputs
+
+    def path_points(self, starts: np.ndarray, ends: np.ndarray, layer: int | None,
+                    batch_size: int = DEFAULT_BATCH_SIZE) -> "PathPoints":
+        """A ``PathPoints`` classifying points between ``starts`` and ``ends`` at ``layer`` (None:
+        the input space; an index needs the rest of the network from it: a chain of layers)."""
+        points = self._path_points(starts, ends, layer, batch_size)
+        points.owner = self
+        self.forward_passes += points.forward_passes  # the path ends through the head
+        return points
+
+    def jacobian_norms(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Frobenius norm of d outputs / d inputs at each input, float ``(n,)``."""
+        norms = self._jacobian_norms(inputs, batch_size)
+        self.forward_passes += len(inputs)
+        return norms
 
     # -- what every classifier gives ------------------------------------------------------------
 
@@ -157,14 +204,14 @@ class Classifier:
                 raise not_finite("weights")
         return weights
 
-    def logits(self, inputs: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-        """The outputs (class scores) on ``inputs``, float ``(n, n_classes)``, checked finite."""
+    # -- what a framework implements ----------------------------------------------------------------
+
+    def _logits(self, inputs: np.ndarray, batch_size: int) -> np.ndarray:
         raise NotImplementedError
 
-    def path_points(self, starts: np.ndarray, ends: np.ndarray, layer: int | None,
-                    batch_size: int = DEFAULT_BATCH_SIZE) -> "PathPoints":
-        """A ``PathPoints`` classifying points between ``starts`` and ``ends`` at ``layer`` (None:
-        the input space; an index needs ``tail``)."""
+    def _path_points(self, starts: np.ndarray, ends: np.ndarray, layer: int | None, batch_size: int) -> "PathPoints":
+        """By default ``ArrayPathPoints`` over ``native_representations``, ``tail_outputs`` and
+        ``native_logits``."""
         if layer is not None:
             self.require_chain("the rest of the network from a hidden layer")
             head = functools.partial(self.native_representations, layer=layer)
@@ -194,17 +241,12 @@ class Classifier:
             raise ModelRefused(f"{what} needs a chain of layers (a Keras Sequential model or a "
                                f"torch.nn.Sequential), and this {self.kind} is not one")
 
-    def layer_outputs(self, inputs: np.ndarray, layers: Sequence[int],
-                      batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[np.ndarray]]:
-        """Per batch of ``inputs``, the outputs of ``layers`` (indices) from one forward pass, each
-        as NumPy, channels last, checked finite."""
-        self.layers()
+    def _layer_outputs(self, inputs: np.ndarray, layers: Sequence[int], batch_size: int) -> Iterator[list[np.ndarray]]:
+        self.layers()  # refuses a model without layers
         raise NotImplementedError
 
-    def representations(self, inputs: np.ndarray, layer: int,
-                        batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-        """The outputs of ``layer`` on ``inputs``, channels last, checked finite."""
-        return np.concatenate([outputs[0] for outputs in self.layer_outputs(inputs, [layer], batch_size)])
+    def _representations(self, inputs: np.ndarray, layer: int, batch_size: int) -> np.ndarray:
+        return np.concatenate([outputs[0] for outputs in self._layer_outputs(inputs, [layer], batch_size)])
 
     def native_representations(self, inputs: np.ndarray, layer: int) -> np.ndarray:
         """The outputs of ``layer`` in the framework's own layout (what ``tail_outputs`` takes)."""
@@ -269,8 +311,7 @@ class Classifier:
         raise ModelRefused(f"a {self.kind} has no initial weights (pass a Keras model or a torch.nn.Module "
                            f"with its initial weights recorded)")
 
-    def jacobian_norms(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Frobenius norm of d outputs / d inputs at each input, float ``(n,)``."""
+    def _jacobian_norms(self, inputs: np.ndarray, batch_size: int) -> np.ndarray:
         raise ModelRefused(f"a {self.kind} gives no input gradients (pass a differentiable model: a Keras "
                            f"model or a torch.nn.Module)")
 
@@ -286,6 +327,8 @@ class PathPoints:
     n_paths: int
     batch_size: int
     forward_passes: int
+    #: The ``Classifier`` whose ``forward_passes`` the points are counted into as well (set by it).
+    owner: "Classifier | None" = None
 
     def lengths(self) -> np.ndarray:
         """``|b_p - a_p|`` of every path (float64, shape ``(n_paths,)``)."""
@@ -308,6 +351,8 @@ class PathPoints:
             classes.append(np.asarray(c, dtype=np.int64))
             margins.append(np.asarray(m, dtype=np.float32))
         self.forward_passes += len(rows)
+        if self.owner is not None:
+            self.owner.forward_passes += len(rows)
         return np.concatenate(classes), np.concatenate(margins)
 
     def _classify(self, rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,16 +40,14 @@ class KerasTensorFlowClassifier(KerasClassifier):
         cut = 0 if index is None else index + 1
         return self._layers[:cut], self._layers[cut:]
 
-    def logits(self, inputs, batch_size=DEFAULT_BATCH_SIZE):
+    def _logits(self, inputs, batch_size):
         return check_finite(batched_apply(compiled(self._layers), inputs, batch_size))
 
-    def representations(self, inputs, layer, batch_size=DEFAULT_BATCH_SIZE):
+    def _representations(self, inputs, layer, batch_size):
         head, _ = self.split(layer)
-        if not head:
-            return np.asarray(inputs)
         return check_finite(batched_apply(compiled(head), inputs, batch_size), "hidden representations")
 
-    def layer_outputs(self, inputs, layers, batch_size=DEFAULT_BATCH_SIZE):
+    def _layer_outputs(self, inputs, layers, batch_size):
         if len(inputs) == 0:
             raise ValueError("no inputs to run the model on")
         wanted = self.wanted_layers(layers)
@@ -68,10 +66,10 @@ class KerasTensorFlowClassifier(KerasClassifier):
             yield [check_finite(output.numpy(), "hidden representations")
                    for output in call(tf.convert_to_tensor(inputs[start:start + batch_size]))]
 
-    def path_points(self, starts, ends, layer, batch_size=DEFAULT_BATCH_SIZE):
+    def _path_points(self, starts, ends, layer, batch_size):
         return PathPoints(self, starts, ends, layer, batch_size)
 
-    def jacobian_norms(self, inputs, batch_size=64):
+    def _jacobian_norms(self, inputs, batch_size):
         """Exact, not estimated: one gradient per output class (summed over the batch, which gives
         each example's own gradient because in inference mode examples do not interact, not even
         through BatchNorm). Faster than ``GradientTape.batch_jacobian`` on the bundled models,
@@ -178,7 +176,9 @@ class PathPoints(classifier.PathPoints):
     def __init__(self, model: KerasTensorFlowClassifier, starts, ends, layer, batch_size=DEFAULT_BATCH_SIZE):
         starts, ends = check_path_ends(starts, ends, batch_size)
         head, tail = model.split(layer)
-        both = model.representations(np.concatenate([starts, ends]), layer, batch_size)
+        both = np.concatenate([starts, ends])
+        if head:  # counted by Classifier.path_points, with the points
+            both = model._representations(both, layer, batch_size)
         self.n_paths = len(starts)
         self.batch_size = batch_size
         self.forward_passes = 2 * self.n_paths if head else 0

@@ -114,7 +114,7 @@ class KerasClassifier(Classifier):
                 x = layer(x, training=False)
             return np.asarray(ops.convert_to_numpy(x))
 
-    def logits(self, inputs, batch_size=DEFAULT_BATCH_SIZE):
+    def _logits(self, inputs, batch_size):
         return check_finite(batched(lambda batch: self._run(self._layers, batch), inputs, batch_size))
 
     def native_logits(self, inputs):
@@ -126,7 +126,7 @@ class KerasClassifier(Classifier):
     def tail_outputs(self, representation, layer):
         return self._run(self._layers[self.resolve_layer(layer) + 1:], representation)
 
-    def layer_outputs(self, inputs, layers, batch_size=DEFAULT_BATCH_SIZE) -> Iterator[list[np.ndarray]]:
+    def _layer_outputs(self, inputs, layers, batch_size) -> Iterator[list[np.ndarray]]:
         wanted = self.wanted_layers(layers)
         head = self._layers[:max(wanted) + 1]
         ops = sys.modules["keras"].ops
@@ -142,7 +142,7 @@ class KerasClassifier(Classifier):
                 yield [check_finite(np.asarray(ops.convert_to_numpy(outputs[index])), "hidden representations")
                        for index in wanted]
 
-    def jacobian_norms(self, inputs, batch_size=64):
+    def _jacobian_norms(self, inputs, batch_size):
         if self.backend == "jax":
             return batched(self._jax_jacobian_norms, inputs, batch_size)
         if self.backend == "torch":
@@ -150,7 +150,7 @@ class KerasClassifier(Classifier):
             import torch
             return batched(lambda batch: jacobian_norms_of(
                 lambda x: self._call_tensor(x), torch.as_tensor(batch, dtype=torch.float32)), inputs, batch_size)
-        return super().jacobian_norms(inputs, batch_size)
+        return super()._jacobian_norms(inputs, batch_size)
 
     def _call_tensor(self, x):
         for layer in self._layers:

@@ -123,7 +123,7 @@ class TorchClassifier(Classifier):
     def _numpy(values: torch.Tensor) -> np.ndarray:
         return values.detach().to("cpu", torch.float32).numpy()
 
-    def logits(self, inputs, batch_size=DEFAULT_BATCH_SIZE):
+    def _logits(self, inputs, batch_size):
         return check_finite(batched(self.native_logits, inputs, batch_size))
 
     def native_logits(self, inputs):
@@ -145,7 +145,7 @@ class TorchClassifier(Classifier):
         with self._measuring():
             return self._numpy(self._run_chain(self._chain[self._end(layer) + 1:], self._tensor(representation)))
 
-    def layer_outputs(self, inputs, layers, batch_size=DEFAULT_BATCH_SIZE) -> Iterator[list[np.ndarray]]:
+    def _layer_outputs(self, inputs, layers, batch_size) -> Iterator[list[np.ndarray]]:
         if len(inputs) == 0:
             raise ValueError("no inputs to run the model on")
         ends = [self._end(layer) for layer in self.wanted_layers(layers)]
@@ -180,7 +180,7 @@ class TorchClassifier(Classifier):
                 handle.remove()
         return outputs
 
-    def path_points(self, starts, ends, layer, batch_size=DEFAULT_BATCH_SIZE) -> "TorchPathPoints":
+    def _path_points(self, starts, ends, layer, batch_size) -> "TorchPathPoints":
         if layer is not None:
             self.require_chain("the rest of the network from a hidden layer")
         return TorchPathPoints(self, starts, ends, None if layer is None else self._end(layer), batch_size)
@@ -213,7 +213,7 @@ class TorchClassifier(Classifier):
     def _numpy_exact(tensor: torch.Tensor) -> np.ndarray:
         return tensor.detach().to("cpu").numpy()
 
-    def jacobian_norms(self, inputs, batch_size=64):
+    def _jacobian_norms(self, inputs, batch_size):
         modes = [(member, member.training) for member in self.module.modules()]
         self.module.eval()
         try:

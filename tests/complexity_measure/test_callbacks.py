@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from complexity_measure.callbacks import FragmentationMonitor, fragmentation_monitor_class
 from complexity_measure.fragmentation import DEFAULT_N_POINTS, fragmentation_score, fragmentation_with_cost
+from complexity_measure.registry import get_measure
 
 PHASE = 0.1  # keeps the class boundaries off the path's grid points and ends
 # Class changes along the path from x=0 to x=1 at each epoch, set by ScheduledFrequency.
@@ -104,7 +105,8 @@ def test_a_registered_measure_or_a_callable_is_logged_under_its_name(keras):
     np.testing.assert_allclose(history.history["first_logit_sum"], expected, rtol=1e-5, atol=1e-6)
     # The same examples at every call: the paths of a seeded measure cannot move between epochs.
     assert len(seen) == 2 and seen[0] is seen[1]
-    assert norm.last_cost["forward_passes"] is None and norm.last_cost["seconds"] >= 0
+    assert norm.last_cost["forward_passes"] == 0 and norm.last_cost["seconds"] >= 0  # weights only
+    assert custom.last_cost["forward_passes"] is None  # a callable of one's own: not counted
 
 
 def test_measure_params_reach_the_registered_measure():
@@ -188,7 +190,24 @@ def test_forward_passes_follow_the_registered_parameters():
     jacobian = FragmentationMonitor(X, Y, measure="jacobian_norm", verbose=0)
     jacobian.set_model(model)
     jacobian.measure_now()
-    assert jacobian.last_cost["forward_passes"] is None
+    assert jacobian.last_cost["forward_passes"] == min(len(X), 512)  # its sample, once through
+
+
+def test_the_default_measure_logs_the_passes_of_both_factors():
+    from complexity_measure.registry import DEFAULT_MEASURE
+    keras = tf.keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2)).astype(np.float32)
+    y = model.predict(x, verbose=0).argmax(axis=1)
+    monitor = FragmentationMonitor(x, y, measure=DEFAULT_MEASURE, verbose=0)
+    monitor.set_model(model)
+    value = monitor.measure_now()
+    fitted = fragmentation_with_cost(model, x, y, ends="fitted").forward_passes
+    # the fragmentation factor's passes (the path ends' check included), then the index's sample
+    assert monitor.last_cost["forward_passes"] == fitted + min(len(x), 500)
+    assert value == get_measure(DEFAULT_MEASURE)(model, x, y)
 
 
 def test_one_class_per_keras_each_a_subclass_of_its_callback(keras):
