@@ -24,14 +24,11 @@ import pandas as pd
 
 from .report import TaskReport, add_chance, report_run, reports_table, score_predictions
 from .task_run import TaskRun
-from .scoring import SCORES as SCORE_TABLE
+from .scoring import SCORE_NAMES
 from .tasks import Task
 from .uncertainty import (DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction, score_interval,
                           seed_summary)
 
-# (name, title) of each score, from the one table in scoring.
-SCORES = tuple((score.name, score.title) for score in SCORE_TABLE)
-DIGITS = {score.name: score.digits for score in SCORE_TABLE}
 # Scores on which each measure is compared with the best one in the same resamples.
 PAIRED_SCORES = ("cmi", "kendall_tau")
 
@@ -177,7 +174,7 @@ def _report_over_seeds(task: Task, measure: str, runs: dict[str, dict], bootstra
         first = per_seed[0]
         report = TaskReport(task.name, measure, first.n_models, note=first.note,
                             seconds_per_model=float(np.mean([r.seconds_per_model for r in per_seed])))
-        for score, _ in SCORES:
+        for score in SCORE_NAMES:
             values = [getattr(r, score) for r in per_seed]
             if any(value is None for value in values):
                 continue
@@ -187,8 +184,8 @@ def _report_over_seeds(task: Task, measure: str, runs: dict[str, dict], bootstra
         report.psi = {name: float(np.mean([r.psi[name] for r in per_seed])) for name in first.psi}
     dists = {score: np.stack(rows) for score, rows in dists.items()}
     report.interval = {score: score_interval(score, dists[score], getattr(report, score))
-                       for score, _ in SCORES if score in dists}
-    per_seed_scores = {score: [getattr(r, score) for r in per_seed] for score, _ in SCORES
+                       for score in SCORE_NAMES if score in dists}
+    per_seed_scores = {score: [getattr(r, score) for r in per_seed] for score in SCORE_NAMES
                        if all(getattr(r, score) is not None for r in per_seed)}
     return report, dists, per_seed_scores
 
@@ -221,7 +218,7 @@ def _over_tasks(frame: pd.DataFrame, distributions: dict, seed_scores: dict | No
     for one seed): the spread a user who runs the measure once should expect of the mean.
     """
     rows, paired = [], []
-    for score, _ in SCORES:
+    for score in SCORE_NAMES:
         tasks = sorted({task for (task, _), dists in distributions.items() if score in dists})
         mean_score = score_table(frame, score)["mean"]
         means = {}

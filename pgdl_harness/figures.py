@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .compare import PAIRED_SCORES, SCORES, score_table
-from .scoring import generalization_gaps
+from .compare import PAIRED_SCORES, score_table
+from .scoring import SCORE_DEFINITIONS, SCORES, generalization_gaps
 from .tasks import Task
 
 
@@ -31,7 +31,7 @@ def plot_over_tasks(frame: pd.DataFrame, mean_interval: pd.DataFrame, path: Path
     score on each task as a small dot, best mean at the top; the dashed line is the mean chance
     level of random measures. The evidence for choosing a measure, in one figure."""
     plt = _pyplot()
-    panels = [(score, title) for score, title in SCORES if score in PAIRED_SCORES]
+    panels = [(score.name, score.title) for score in SCORES if score.name in PAIRED_SCORES]
     order = list(score_table(frame, "cmi").index)
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 0.32 * len(order) + 1.4),
                                 squeeze=False, sharey=True)
@@ -106,19 +106,22 @@ def plot_task(task: Task, by_measure: dict[str, list[dict]], frame: pd.DataFrame
 
 
 def _figure_subtitle(row: pd.Series, n_seeds: int) -> str:
-    cmi, tau = row["cmi"], row["kendall_tau"]
-    if pd.isna(tau):
+    if pd.isna(row["kendall_tau"]):
         return "not scored"
-    parts = ["CMI n/a" if pd.isna(cmi) else f"CMI {cmi:.1f}", f"tau {tau:.2f}"]
-    for i, score in enumerate(("cmi", "kendall_tau")):
-        if pd.isna(row[score]):
+    parts = []
+    for score in (SCORE_DEFINITIONS[name] for name in ("cmi", "kendall_tau")):
+        value, digits = row[score.name], score.context_digits
+        if pd.isna(value):
+            parts.append(f"{score.short} n/a")
             continue
-        digits = 1 if score == "cmi" else 2
-        if n_seeds > 1 and not pd.isna(row.get(f"{score}_seed_std")):
-            parts[i] += f"±{row[f'{score}_seed_std']:.{digits}f}"
-        if not pd.isna(row.get(f"{score}_low")):
-            parts[i] += f" [{row[f'{score}_low']:.{digits}f}, {row[f'{score}_high']:.{digits}f}]"
+        part = f"{score.short} {value:.{digits}f}"
+        if n_seeds > 1 and not pd.isna(row.get(f"{score.name}_seed_std")):
+            part += f"±{row[f'{score.name}_seed_std']:.{digits}f}"
+        if not pd.isna(row.get(f"{score.name}_low")):
+            part += f" [{row[f'{score.name}_low']:.{digits}f}, {row[f'{score.name}_high']:.{digits}f}]"
+        parts.append(part)
     text = ", ".join(parts)
     if not pd.isna(row.get("cmi_chance_p95")):
-        text += f"\nchance CMI {row['cmi_chance_mean']:.1f} (95th {row['cmi_chance_p95']:.1f})"
+        digits = SCORE_DEFINITIONS["cmi"].context_digits
+        text += f"\nchance CMI {row['cmi_chance_mean']:.{digits}f} (95th {row['cmi_chance_p95']:.{digits}f})"
     return text

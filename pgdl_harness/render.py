@@ -8,20 +8,20 @@ import math
 import numpy as np
 import pandas as pd
 
-from .compare import DIGITS, PAIRED_SCORES, SCORES, score_table
-from .report import SCORE_COLUMNS, UNCERTAINTY_COLUMNS
-from .scoring import SCORES as SCORE_TABLE
+from .compare import PAIRED_SCORES, score_table
+from .report import UNCERTAINTY_COLUMNS
+from .scoring import SCORE_DEFINITIONS, SCORES
 
 
 def format_table(frame: pd.DataFrame) -> str:
-    """The report as a plain-text table: CMI x100, tau and psi to 3 decimals, seconds to 2."""
+    """The report as a plain-text table: each score to its ``table_digits``, seconds to 2."""
     shown = frame.copy()
-    for column in SCORE_COLUMNS:
-        shown[column] = shown[column].map(lambda v: "undefined" if _missing(v) else f"{v:.3f}")
+    for score in SCORES:
+        shown[score.name] = shown[score.name].map(
+            lambda v, digits=score.table_digits: "undefined" if _missing(v) else f"{v:.{digits}f}")
     shown["seconds_per_model"] = shown["seconds_per_model"].map(lambda v: "" if _missing(v) else f"{v:.2f}")
     shown = _shown_uncertainty(shown)
-    shown = shown.rename(columns={"cmi": "CMI x100", "kendall_tau": "tau",
-                                  "granulated_kendall_tau": "psi", "seconds_per_model": "s/model"})
+    shown = shown.rename(columns={score.name: score.column for score in SCORES} | {"seconds_per_model": "s/model"})
     if not shown["note"].astype(bool).any():
         shown = shown.drop(columns="note")
     if not shown["failed"].astype(bool).any():
@@ -29,28 +29,25 @@ def format_table(frame: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
-_SHORT_NAMES = {score.name: score.short for score in SCORE_TABLE}
-
-
 def _shown_uncertainty(shown: pd.DataFrame) -> pd.DataFrame:
     """The uncertainty columns as text: per score ``[low, high]`` and chance ``mean/95th``."""
     columns = [c for c in ("task", "measure", "models") if c in shown]
-    for score in SCORE_COLUMNS:
+    for definition in SCORES:
+        score, digits = definition.name, definition.context_digits
         columns.append(score)
-        digits = 1 if score == "cmi" else 2
         if f"{score}_low" in shown and shown[f"{score}_low"].notna().any():
-            name = f"{_SHORT_NAMES[score]} 95%"
+            name = f"{definition.short} 95%"
             shown[name] = [("" if _missing(low) else f"[{low:.{digits}f}, {high:.{digits}f}]")
                            for low, high in zip(shown[f"{score}_low"], shown[f"{score}_high"])]
             columns.append(name)
         if f"{score}_chance_mean" in shown and shown[f"{score}_chance_mean"].notna().any():
-            name = f"{_SHORT_NAMES[score]} chance"
+            name = f"{definition.short} chance"
             shown[name] = [("" if _missing(mean) else f"{mean:.{digits}f}/{p95:.{digits}f}")
                            for mean, p95 in zip(shown[f"{score}_chance_mean"], shown[f"{score}_chance_p95"])]
             columns.append(name)
     if "within_chance" in shown and shown["within_chance"].fillna("").astype(bool).any():
         shown["within chance"] = shown["within_chance"].fillna("").map(
-            lambda names: ", ".join(_SHORT_NAMES.get(name, name) for name in names.split()))
+            lambda names: ", ".join(SCORE_DEFINITIONS[name].short for name in names.split()))
         columns.append("within chance")
     rest = [c for c in shown if c not in columns and c not in UNCERTAINTY_COLUMNS and c != "within_chance"]
     return shown[columns + rest]
@@ -69,9 +66,9 @@ def comparison_markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None,
     """
     sections = []
     n_seeds = int(frame["seeds"].max()) if "seeds" in frame and frame["seeds"].notna().any() else 1
-    for score, title in SCORES:
+    for definition in SCORES:
+        score, title, digits = definition.name, definition.title, definition.digits
         table = score_table(frame, score)
-        digits = DIGITS[score]
         shown = _cells(frame, score, table, digits, mean_interval)
         chance = _chance_row(frame, score, table.columns, digits)
         if chance is not None:
@@ -96,7 +93,7 @@ def comparison_markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None,
             best = paired[paired["score"] == score].groupby("task")["best"].first()
             text = wins.apply(lambda column: [_win_cell(v, m == best.get(column.name))
                                               for m, v in zip(column.index, column)])
-            title = dict(SCORES)[score]
+            title = SCORE_DEFINITIONS[score].title
             sections.append(f"**{title}, paired with the best measure**: fraction of the same bootstrap resamples "
                             "(x pairs of seeds) in which the measure scores higher than the task's best (0.50: as "
                             f"good; below 0.05 or so: reliably worse)\n\n{_markdown(text)}")
@@ -117,13 +114,13 @@ def summary_markdown(frame: pd.DataFrame, mean_interval: pd.DataFrame, paired: p
     for measure in cmi.index:
         cells = {"measure": measure}
         for score, table in (("cmi", cmi), ("kendall_tau", tau)):
-            digits = DIGITS[score]
+            title, digits = SCORE_DEFINITIONS[score].title, SCORE_DEFINITIONS[score].digits
             value = table.loc[measure, "mean"]
             if (score, measure) in intervals.index:
                 row = intervals.loc[(score, measure)]
-                cells[dict(SCORES)[score]] = _cell(value, row["seed_std"], row["low"], row["high"], False, digits)
+                cells[title] = _cell(value, row["seed_std"], row["low"], row["high"], False, digits)
             else:
-                cells[dict(SCORES)[score]] = "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+                cells[title] = "n/a" if pd.isna(value) else f"{value:.{digits}f}"
         best = measure in wins.index and wins.loc[measure, "best"] == measure
         cells["CMI vs best (paired)"] = ("best" if best else f"{wins.loc[measure, 'wins']:.2f}"
                                          if measure in wins.index else "")

@@ -17,10 +17,9 @@ from .scoring import EXCEEDED, SCORE_NAMES, InvalidGridError, UndefinedScoreErro
 from .tasks import Task, TaskFolderError
 from .uncertainty import bootstrap_scores, chance_levels, score_interval
 
-SCORE_COLUMNS = SCORE_NAMES
 # Per score, the columns that put it in context (see ``TaskReport.uncertainty_columns``).
 UNCERTAINTY_SUFFIXES = ("low", "high", "chance_mean", "chance_p95", "p_value", "seed_std", "seed_min", "seed_max")
-UNCERTAINTY_COLUMNS = tuple(f"{score}_{suffix}" for score in SCORE_COLUMNS for suffix in UNCERTAINTY_SUFFIXES)
+UNCERTAINTY_COLUMNS = tuple(f"{score}_{suffix}" for score in SCORE_NAMES for suffix in UNCERTAINTY_SUFFIXES)
 
 
 @dataclass
@@ -49,11 +48,14 @@ class TaskReport:
     seeds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_json(self) -> dict:
-        return {"measure": self.measure, "n_models": self.n_models, "cmi": self.cmi,
-                "kendall_tau": self.kendall_tau, "granulated_kendall_tau": self.granulated_kendall_tau,
-                "psi": self.psi, "seconds_per_model": self.seconds_per_model, "note": self.note,
+        return {"measure": self.measure, "n_models": self.n_models, **self.scores(), "psi": self.psi,
+                "seconds_per_model": self.seconds_per_model, "note": self.note,
                 "parameters": self.parameters, "failed": self.failed, "recomputed": self.recomputed,
                 **self.uncertainty_json()}
+
+    def scores(self) -> dict[str, float | None]:
+        """Each score by name (``scoring.SCORE_NAMES``), None where there is none."""
+        return {score: getattr(self, score) for score in SCORE_NAMES}
 
     @property
     def within_chance(self) -> list[str]:
@@ -74,7 +76,7 @@ class TaskReport:
     def uncertainty_columns(self) -> dict:
         """``<score>_<suffix>`` for the suffixes of UNCERTAINTY_SUFFIXES (None where not computed)."""
         row = dict.fromkeys(UNCERTAINTY_COLUMNS)
-        for score in SCORE_COLUMNS:
+        for score in SCORE_NAMES:
             if score in self.interval:
                 row[f"{score}_low"], row[f"{score}_high"] = self.interval[score]
             if score in self.chance:
@@ -159,7 +161,7 @@ def score_predictions(task: Task, measure: str, predictions: dict, seconds: list
     if bootstrap:
         distributions = bootstrap_scores(predictions, specs, bootstrap, seed, source=str(task.model_configs_path))
         report.interval = {score: score_interval(score, distributions[score], getattr(report, score))
-                           for score in SCORE_COLUMNS if score in distributions}
+                           for score in SCORE_NAMES if score in distributions}
     return report
 
 
@@ -175,11 +177,10 @@ def add_chance(report: TaskReport, chance: dict) -> None:
 
 def reports_table(reports: list[TaskReport]) -> pd.DataFrame:
     """One row per (task, measure): models, CMI x100, tau, psi, seconds per model, note."""
-    rows = [{"task": r.task, "measure": r.measure, "models": r.n_models, "failed": len(r.failed), "cmi": r.cmi,
-             "kendall_tau": r.kendall_tau, "granulated_kendall_tau": r.granulated_kendall_tau,
+    rows = [{"task": r.task, "measure": r.measure, "models": r.n_models, "failed": len(r.failed), **r.scores(),
              "seconds_per_model": r.seconds_per_model, "note": r.note, **r.uncertainty_columns()}
             for r in reports]
-    return pd.DataFrame(rows, columns=["task", "measure", "models", "failed", *SCORE_COLUMNS, "seconds_per_model",
+    return pd.DataFrame(rows, columns=["task", "measure", "models", "failed", *SCORE_NAMES, "seconds_per_model",
                                        "note", *UNCERTAINTY_COLUMNS, "within_chance"])
 
 
@@ -190,10 +191,10 @@ def report_frame(reports: list[TaskReport]) -> pd.DataFrame:
     for measure, group in frame.groupby("measure", sort=False):
         if len(group) < 2:
             continue
-        scored = group[list(SCORE_COLUMNS)].astype(float)
+        scored = group[list(SCORE_NAMES)].astype(float)
         means.append({"task": "mean", "measure": measure, "models": int(group["models"].sum()),
                       "failed": int(group["failed"].sum()),
-                      **{column: _mean_or_none(scored[column]) for column in SCORE_COLUMNS},
+                      **{column: _mean_or_none(scored[column]) for column in SCORE_NAMES},
                       "seconds_per_model": _mean_or_none(group["seconds_per_model"].astype(float)),
                       "note": f"over the {int(scored['cmi'].notna().sum())} task(s) with a CMI"})
     if means:

@@ -39,6 +39,7 @@ __all__ = [
     "InvalidGridError",
     "PairTables",
     "SCORES",
+    "SCORE_DEFINITIONS",
     "SCORE_NAMES",
     "ScoreDefinition",
     "TaskScore",
@@ -68,23 +69,31 @@ _MAX_LISTED = 5
 
 @dataclass(frozen=True)
 class ScoreDefinition:
-    """One score as every report shows it."""
+    """One score as every report shows it: its names and the decimals of each place it is printed."""
 
     name: str  # the key in TaskScore, CSVs and JSON
-    title: str  # a table's column title
-    short: str  # in compact lists ("within chance: CMI tau")
-    digits: int  # decimals shown
+    title: str  # the title of a comparison's or a selection's table ("CMI x100")
+    column: str  # its column in the plain table of ``score`` and ``evaluate`` ("CMI x100", "tau")
+    short: str  # in compact lists and figure titles ("within chance: CMI tau")
+    digits: int  # decimals in the markdown pages (comparison, summary, selection)
+    table_digits: int  # decimals in the plain table
+    context_digits: int  # decimals of intervals and chance levels in the plain table, and in figure titles
     low: float  # the range the score can take
     high: float
 
 
 #: The three scores, in report order; higher is better for all. CMI is x100 everywhere.
 SCORES = (
-    ScoreDefinition("cmi", "CMI x100", "CMI", 2, 0.0, 100.0),
-    ScoreDefinition("kendall_tau", "Kendall's tau", "tau", 3, -1.0, 1.0),
-    ScoreDefinition("granulated_kendall_tau", "granulated tau (psi)", "psi", 3, -1.0, 1.0),
+    ScoreDefinition("cmi", title="CMI x100", column="CMI x100", short="CMI", digits=2, table_digits=3,
+                    context_digits=1, low=0.0, high=100.0),
+    ScoreDefinition("kendall_tau", title="Kendall's tau", column="tau", short="tau", digits=3, table_digits=3,
+                    context_digits=2, low=-1.0, high=1.0),
+    ScoreDefinition("granulated_kendall_tau", title="granulated tau (psi)", column="psi", short="psi", digits=3,
+                    table_digits=3, context_digits=2, low=-1.0, high=1.0),
 )
 SCORE_NAMES = tuple(score.name for score in SCORES)
+#: Each score's definition by name.
+SCORE_DEFINITIONS = {score.name: score for score in SCORES}
 
 
 class InvalidGridError(ValueError):

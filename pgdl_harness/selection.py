@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import HarnessError
 from .predictions import read_predictions
-from .scoring import score_task
+from .scoring import SCORE_DEFINITIONS, score_task
 from .tasks import Task
 from .uncertainty import (DEFAULT_DRAWS, DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction,
                           score_interval)
@@ -180,20 +180,21 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
 
 def selection_markdown(selection: Selection, reference: str) -> str:
     """The folds, the held-out tasks and the summary as markdown."""
+    cmi_digits = SCORE_DEFINITIONS[SELECTION_SCORE].digits
     folds = pd.DataFrame([{"held-out family": f.held_out, "held-out tasks": ", ".join(f.tasks), "chosen": f.chosen,
-                           "its mean CMI on the other families": f"{f.selection_means[f.chosen]:.2f}",
-                           f"{reference} there": f"{f.selection_means.get(reference, float('nan')):.2f}"}
+                           "its mean CMI on the other families": f"{f.selection_means[f.chosen]:.{cmi_digits}f}",
+                           f"{reference} there": f"{f.selection_means.get(reference, float('nan')):.{cmi_digits}f}"}
                           for f in selection.folds])
     held = selection.held_out
     summary = selection.summary.copy()
-    table = pd.DataFrame({
-        "measure": summary["measure"],
-        "CMI x100 [95%]": [f"{r.cmi:.2f} [{r.cmi_low:.2f}, {r.cmi_high:.2f}]" for r in summary.itertuples()],
-        "Kendall's tau [95%]": [f"{r.kendall_tau:.3f} [{r.kendall_tau_low:.3f}, {r.kendall_tau_high:.3f}]"
-                                for r in summary.itertuples()],
-        f"CMI vs {reference} (paired)": [f"{v:.2f}" for v in summary[f"cmi_vs_{reference}"]],
-        f"tau vs {reference} (paired)": [f"{v:.2f}" for v in summary[f"kendall_tau_vs_{reference}"]],
-    })
+    table = pd.DataFrame({"measure": summary["measure"]})
+    for score in (SCORE_DEFINITIONS[name] for name in REPORTED_SCORES):
+        name, digits = score.name, score.digits
+        table[f"{score.title} [95%]"] = [f"{r[name]:.{digits}f} [{r[f'{name}_low']:.{digits}f}, "
+                                          f"{r[f'{name}_high']:.{digits}f}]" for _, r in summary.iterrows()]
+    for score in (SCORE_DEFINITIONS[name] for name in REPORTED_SCORES):
+        table[f"{score.short} vs {reference} (paired)"] = [
+            f"{v:.2f}" for v in summary[f"{score.name}_vs_{reference}"]]
     # Per axis: the reference, the choices, and the three other measures with the best mean CMI.
     shown = list(dict.fromkeys([reference, selection.chosen_on_all, *(f.chosen for f in selection.folds)]))
     ranked = summary.iloc[1:].sort_values("cmi", ascending=False)["measure"]
