@@ -416,13 +416,13 @@ def _parse_parameters(texts: list[str]) -> list[str]:
 
 def run_evaluate(args) -> int:
     from .report import score_predictions
-    from .predictions import read_predictions
+    from .predictions import predictions_path, read_predictions
     from .tasks import find_tasks
 
     tasks = find_tasks(args.data, args.task)
     reports = []
     for task in tasks:
-        path = args.predictions / f"{task.name}.predict"
+        path = predictions_path(args.predictions, task.name)
         if not path.exists() and not args.task:
             continue  # scoring what was predicted: tasks without a .predict are not an error
         reports.append(score_predictions(task, args.predictions.resolve().name, read_predictions(path),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .compare import Comparison
-from .predictions import write_predictions, write_provenance
+from .predictions import provenance_path, write_predictions, write_provenance
 from .render import comparison_markdown, summary_markdown
 from .report import TaskReport, report_frame, report_json
 from .task_run import TaskRun
@@ -34,8 +34,8 @@ def write_run_files(run: TaskRun, label: str, out_dir: str | Path, *, partial: b
         complete = predictions = write_predictions(task, run.predictions(label), out_dir)
     elif partial and run.results.get(label):
         values = {model_id: result.value for model_id, result in run.results[label].items()}
-        predictions = write_predictions(task, values, out_dir, name=f"{task.name}.partial.predict")
-    write_provenance(out_dir / f"{task.name}.predict.json", run, label, predictions)
+        predictions = write_predictions(task, values, out_dir, partial=True)
+    write_provenance(provenance_path(out_dir, task.name), run, label, predictions)
     return complete
 
 

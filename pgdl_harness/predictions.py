@@ -20,10 +20,21 @@ if TYPE_CHECKING:
     from .task_run import TaskRun
 
 
+def predictions_path(folder: str | Path, task_name: str, *, partial: bool = False) -> Path:
+    """Where a task's predictions live in ``folder``: ``<task>.predict``, or ``<task>.partial.predict``
+    for the values of a task with a failed model (a name the kit's scorer does not read)."""
+    return Path(folder) / f"{task_name}{'.partial' if partial else ''}.predict"
+
+
+def provenance_path(folder: str | Path, task_name: str) -> Path:
+    """The companion of a task's predictions in ``folder`` (complete or partial): ``<task>.predict.json``."""
+    return Path(folder) / f"{task_name}.predict.json"
+
+
 def write_predictions(task: Task, values: Mapping[str, float | str], out_dir: str | Path, *,
-                      name: str | None = None) -> Path:
-    """``<out_dir>/<task>.predict`` (or ``<out_dir>/<name>``), in the kit's format (sorted keys, 4-space indent)."""
-    path = Path(out_dir) / (name or f"{task.name}.predict")
+                      partial: bool = False) -> Path:
+    """``predictions_path(out_dir, task)`` in the kit's format (sorted keys, 4-space indent); the path."""
+    path = predictions_path(out_dir, task.name, partial=partial)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         json.dump(dict(values), handle, sort_keys=True, indent=4)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import HarnessError
-from .predictions import read_predictions
+from .predictions import predictions_path, read_predictions
 from .scoring import SCORE_DEFINITIONS, score_task
 from .tasks import Task
 from .uncertainty import (DEFAULT_DRAWS, DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction,
@@ -147,7 +147,7 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
     for task in tasks:
         specs = task.model_specs()
         for measure in measures:
-            path = results_dir / measure / f"{task.name}.predict"
+            path = predictions_path(results_dir / measure, task.name)
             if not path.is_file():
                 raise HarnessError(f"{path}: no predictions of {measure} on {task.name}; run compare first")
             predictions = read_predictions(path)
