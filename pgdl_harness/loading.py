@@ -4,7 +4,7 @@ Models are built from ``config.json`` (a list of ``tf.keras.layers`` classes wit
 arguments; whole floats become ints) as a plain ``Sequential`` built for ``[0] + input_shape``,
 then ``weights_init.hdf5`` (kept as ``model.initial_weights``) and ``weights.hdf5`` are loaded.
 ``tf.keras`` is Keras 3 under TensorFlow 2.16+, or Keras 2 when ``TF_USE_LEGACY_KERAS=1``.
-Data shards are read in sorted order (the kit's ``glob`` order is not fixed).
+Data shards are read in shard-number order (the kit's ``glob`` order is not fixed).
 
 A task folder is data, never code: ``config.json`` may name only the layer classes PGDL's models
 are made of (``ALLOWED_LAYERS``), with plain JSON arguments. Keras would turn some arguments into
@@ -41,14 +41,14 @@ class RefusedConfigError(ModelLoadError):
     """A ``config.json`` names a layer or an argument that could load files or run code."""
 
 
-# The layer classes PGDL's tasks are made of: convolutions, dense, pooling and global pooling,
-# flatten, dropout, batch and layer normalisation, activations, padding and reshaping. None of
-# them loads a file, runs a given function or deserialises an arbitrary object.
 # The most weights a model may ask for before it is built (refused with the count otherwise). PGDL's
 # largest models hold a few million; 200 million float32 weights are 0.75 GiB, so a config written
 # to exhaust memory (a Dense layer of 2e9 units asks for tens of GiB) is caught before Keras allocates.
 MAX_PARAMETERS = 200_000_000
 
+# The layer classes PGDL's tasks are made of: convolutions, dense, pooling and global pooling,
+# flatten, dropout, batch and layer normalisation, activations, padding and reshaping. None of
+# them loads a file, runs a given function or deserialises an arbitrary object.
 ALLOWED_LAYERS = frozenset({
     "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
     "DepthwiseConv2D", "SeparableConv2D", "Dense",
@@ -198,7 +198,8 @@ def _read_config(path: Path) -> dict:
 def check_layer_definition(config_path, index: int, definition) -> None:
     """Refuse a ``config.json`` layer entry that is not an allowed layer with plain JSON arguments.
 
-    Raises RefusedConfigError naming ``config_path``, the layer ``index`` and the reason.
+    Raises RefusedConfigError naming ``config_path``, the layer ``index`` and the reason (its parent
+    ModelLoadError for an entry that names no layer at all).
     """
     if not isinstance(definition, dict) or "layer_name" not in definition:
         raise ModelLoadError(f"{config_path}: layer {index} has no 'layer_name'")
@@ -319,21 +320,26 @@ def _keras_version(keras) -> str:
 
 def shard_paths(task: Task, split: str = "train") -> list[Path]:
     """The task's ``shard_*.tfrecord`` files of ``split`` ("train" or "test"), in shard-number order."""
-    return split_shards(task.dataset_folder / split)
+    return _shard_files(task.dataset_folder / split)
 
 
 def split_shards(folder: Path) -> list[Path]:
-    """The ``shard_*.tfrecord`` files of one split folder, checked whole, in shard-number order.
-
-    The kit takes them in ``glob`` order, which is not fixed; numbers, not names, order them here
-    (``shard_2`` before ``shard_10``), so a split reads back in the order it was written.
-    """
-    shards = sorted(Path(folder).glob("shard_*.tfrecord"), key=_shard_number)
+    """The ``shard_*.tfrecord`` files of one split folder, checked whole, in shard-number order."""
+    shards = _shard_files(folder)
     if not shards:
         raise TaskFolderError(f"{folder}: no shard_*.tfrecord files")
     for shard in shards:
         _check_whole_records(shard)
     return shards
+
+
+def _shard_files(folder: Path) -> list[Path]:
+    """The one place shards are found: ``shard_*.tfrecord`` in ``folder``, in shard-number order.
+
+    The kit takes them in ``glob`` order, which is not fixed; numbers, not names, order them here
+    (``shard_2`` before ``shard_10``), so a split reads back in the order it was written.
+    """
+    return sorted(Path(folder).glob("shard_*.tfrecord"), key=_shard_number)
 
 
 def _shard_number(path: Path) -> tuple:
@@ -386,12 +392,15 @@ def shards_dataset(shards: list[Path]) -> tf.data.Dataset:
 
 def load_arrays(task: Task, split: str = "train", max_examples: int | None = DEFAULT_MAX_EXAMPLES
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs, labels)`` of the split as numpy: the first ``max_examples`` in shard order."""
+    """``(inputs, labels)`` of the split as numpy: all of it when it holds at most ``max_examples``
+    (or ``max_examples`` is None), in shard order; otherwise the ``max_examples`` examples with the
+    smallest hashes, in hash order (``complexity_measure.dataset.dataset_to_arrays``), whatever the
+    shards' order."""
     return read_split(task.dataset_folder / split, max_examples)
 
 
 def read_split(folder: Path, max_examples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One split folder as numpy ``(inputs, labels)``: the first ``max_examples`` (None: all)."""
+    """One split folder as numpy ``(inputs, labels)``, cut to ``max_examples`` as ``load_arrays`` says."""
     try:
         return dataset_to_arrays(split_dataset(folder), max_examples)
     except (tf.errors.OpError, ValueError) as error:

@@ -29,7 +29,7 @@ from complexity_measure.registry import Measure, code_fingerprint
 
 from .cache import ModelResult, ResultCache, cache_path, matching_failures, matching_results
 from .errors import HarnessError
-from .loading import load_arrays, load_model
+from .loading import load_arrays, load_model, shard_paths
 from .provenance import files_fingerprint, key_digest, model_fingerprint, project_version
 from .scoring import EXCEEDED
 from .task_run import TaskRun
@@ -255,8 +255,8 @@ def _slowest(results: Mapping[str, Mapping[str, ModelResult]], model_id: str) ->
 
 def _data_fingerprint(task: Task) -> str:
     """Fingerprint of the task's training shards (the data every value is computed on)."""
-    folder = task.dataset_folder / "train"
-    return files_fingerprint(sorted(folder.glob("shard_*.tfrecord")), root=folder)
+    # In name order, as the fingerprint has always been taken: the keys of cached values stay valid.
+    return files_fingerprint(sorted(shard_paths(task, "train")), root=task.dataset_folder / "train")
 
 
 def _load_checked(folder: Path, inputs: np.ndarray, labels: np.ndarray, task: Task,
