@@ -1,4 +1,5 @@
-"""Command line: ``python -m pgdl_harness {score,evaluate,measures,make-task} ...`` (or ``pgdl-harness``)."""
+"""Command line: ``python -m pgdl_harness {score,evaluate,compare,select,measures,make-task} ...`` (or
+``pgdl-harness``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from .errors import HarnessError
 from .quiet import import_tensorflow
 from .uncertainty import DEFAULT_DRAWS
 
+# The commands that load models and data with TensorFlow.
+LOADS_MODELS = ("score", "compare", "make-task")
 # Exit codes: 0 all done; 1 something asked for was not produced (a model failed, a task could not
 # be read or scored; the rest were scored); 2 a usage or input error stopped the command; 130
 # interrupted.
-# The commands that load models and data with TensorFlow.
-LOADS_MODELS = ("score", "compare", "make-task")
 EXIT_FAILED_MODELS = 1
 EXIT_ERROR = 2
 
@@ -380,6 +381,7 @@ def run_compare(args) -> int:
 
 
 def run_select(args) -> int:
+    from .outputs import write_selection
     from .selection import run_selection, selection_markdown
     from .tasks import find_tasks
 
@@ -397,11 +399,9 @@ def run_select(args) -> int:
     except ValueError as error:  # a .predict file the task's models cannot be scored with (scoring's one line)
         raise HarnessError(f"cannot score the predictions in {args.results}: {error}") from None
     text = selection_markdown(selection, args.reference)
-    (args.results / "selection.md").write_text(text)
-    selection.held_out.to_csv(args.results / "selection_tasks.csv", index=False)
-    selection.summary.to_csv(args.results / "selection_summary.csv", index=False)
+    markdown, *tables = write_selection(selection, text, args.results)
     print(text)
-    print(f"wrote: {args.results / 'selection.md'}, selection_tasks.csv, selection_summary.csv")
+    print(f"wrote: {markdown}, {', '.join(path.name for path in tables)}")
     return 0
 
 

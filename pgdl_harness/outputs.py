@@ -1,5 +1,5 @@
 """The files the harness writes from what it computed: each run label's ``.predict`` file and its
-companion, ``score``'s report files and ``compare``'s tables, pages and figures.
+companion, ``score``'s report files, ``compare``'s tables, pages and figures and ``select``'s.
 
 Everything here is computed elsewhere (``report``, ``compare``, ``render``, ``figures``); this
 module only decides the names and writes.
@@ -16,6 +16,7 @@ from .compare import Comparison
 from .predictions import provenance_path, write_predictions, write_provenance
 from .render import comparison_markdown, summary_markdown
 from .report import TaskReport, report_frame, report_json
+from .selection import Selection
 from .task_run import TaskRun
 
 
@@ -92,3 +93,15 @@ def write_comparison(comparison: Comparison, out_dir: str | Path, *, figures: bo
         if mean_interval is not None and len(mean_interval) and frame["task"].nunique() > 1:
             written.append(plot_over_tasks(frame, mean_interval, out_dir / "figures" / "over_tasks.png"))
     return written
+
+
+def write_selection(selection: Selection, text: str, out_dir: str | Path) -> list[Path]:
+    """``selection.md`` (``text``, from ``selection.selection_markdown``), ``selection_tasks.csv`` (the
+    held-out tasks) and ``selection_summary.csv`` (the means) in ``out_dir``; the paths written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "selection.md", out_dir / "selection_tasks.csv", out_dir / "selection_summary.csv"]
+    paths[0].write_text(text)
+    selection.held_out.to_csv(paths[1], index=False)
+    selection.summary.to_csv(paths[2], index=False)
+    return paths

@@ -7,8 +7,11 @@ family's tasks only. Put together over the folds, every task is scored by a meas
 chosen without it: that is the selection rule's score on tasks it was not chosen on, to be
 compared with any fixed measure on the same tasks.
 
-The functions here are pure: scores and bootstrap distributions in, tables out. ``run_selection``
-reads a ``compare`` run's ``.predict`` files and the tasks' ``model_configs.json``.
+The protocol's functions (``leave_one_family_out``, ``chosen_on_all``, ``held_out_summary``,
+``selection_markdown``) are pure: scores and bootstrap distributions in, tables out. ``run_selection``
+and ``task_family`` read files: a ``compare`` run's ``.predict`` files, the tasks'
+``model_configs.json`` and ``generation_log.json``. Nothing here writes (``outputs.write_selection``
+does).
 """
 
 from __future__ import annotations

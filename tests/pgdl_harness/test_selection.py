@@ -84,7 +84,8 @@ def test_select_reads_a_compare_run_and_writes_its_report(tmp_path, capsys):
                  "--bootstrap", "50", "--null", "50"])
     assert code == 0
     text = (results / "selection.md").read_text()
-    assert text in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert text in out and f"wrote: {results / 'selection.md'}, selection_tasks.csv, selection_summary.csv" in out
     tasks = pd.read_csv(results / "selection_tasks.csv")
     assert tasks["chosen"].tolist() == ["good", "good"]  # chosen on the other task each time
     summary = pd.read_csv(results / "selection_summary.csv").set_index("measure")
