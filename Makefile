@@ -21,7 +21,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),torch,jax,test]'
+	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),torch,jax,weightwatcher,test]'
 	# Keras 2, to test the measure on models of the organisers' era; --no-deps, or pip would
 	# pull the full tensorflow package next to tensorflow-cpu.
 	$(PY) -m pip install --quiet --no-deps 'tf-keras==2.21.*'

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import baselines, combinations, fragmentation, natekar_sharma, representation
+from . import baselines, combinations, fragmentation, natekar_sharma, representation, weightwatcher_metrics
 from .classifier import ModelRefused
 
 # Chosen by the benchmark suite's fourth-round protocol (docs/benchmark.md): the candidate with the
@@ -282,3 +282,15 @@ register("output_margin", baselines.output_margin,
          "negated 10th percentile of the logit margin (true minus best other) on 2,000 training examples")
 register("parameter_norm", baselines.parameter_norm,
          "sum of squared weights (the kit's sample submission)")
+
+# WeightWatcher's data-free summary metrics (Martin & Mahoney 2021), through its own library (the
+# weightwatcher extra), with the directions its authors state (weightwatcher_metrics.py).
+for _metric, _what in (("alpha", "mean power-law exponent of the layers' weight spectra (smaller: better trained)"),
+                       ("alpha_weighted", "mean alpha x log10 of the largest eigenvalue"),
+                       ("log_alpha_norm", "mean log of the Schatten alpha-norm"),
+                       ("log_norm", "mean log Frobenius norm of the weight matrices"),
+                       ("log_spectral_norm", "mean log spectral norm of the weight matrices"),
+                       ("stable_rank", "mean stable rank (no direction stated by its authors; larger taken as more "
+                                       "capacity)")):
+    register(f"weightwatcher_{_metric}", weightwatcher_metrics.weightwatcher_metric,
+             f"WeightWatcher 0.7.7's {_metric}: {_what}; data-free", metric=_metric)
