@@ -156,3 +156,35 @@ def test_model_timeout_needs_worker_processes(tmp_path, capsys):
     assert main(["score", "--data", str(DATA), "--task", "toy_data", "--measure", "parameter_norm", "--out",
                  str(tmp_path), "--workers", "1", "--model-timeout", "5"]) == 2
     assert "--model-timeout needs worker processes" in capsys.readouterr().err
+
+
+HANGS_ONCE = '''
+import os, time
+
+def complexity(model, dataset):
+    # The first model any worker measures hangs (one marker file decides which); the rest are measured.
+    try:
+        os.close(os.open(os.environ["HANG_MARKER"], os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return float(model.count_params())
+    time.sleep(3600)
+'''
+
+
+@pytest.mark.slow
+def test_model_timeout_through_the_cli_loses_only_the_model_past_it(tmp_path, monkeypatch, toy_task):
+    # Every model runs under the timeout here, so it is generous (30 s against well under a second
+    # a model, and a worker's start): a busy machine cannot make a healthy model miss it.
+    submission = tmp_path / "hangs_once"
+    submission.mkdir()
+    (submission / "complexity.py").write_text(HANGS_ONCE)
+    monkeypatch.setenv("HANG_MARKER", str(tmp_path / "marker"))
+    out = tmp_path / "out"
+    code = main(["score", "--data", str(DATA), "--task", "toy_data", "--submission", str(submission), "--out",
+                 str(out), "--no-progress", "--workers", "2", "--model-timeout", "30", "--partial",
+                 "--report", str(tmp_path / "r.json")])
+    assert code == 1
+    failed = json.loads((tmp_path / "r.json").read_text())["toy_data"]["failed"]
+    assert len(failed) == 1 and "30" in next(iter(failed.values()))
+    values = json.loads((out / "toy_data.partial.predict").read_text())
+    assert len(values) == len(toy_task.model_ids) - 1 and set(values).isdisjoint(failed)

@@ -301,3 +301,27 @@ def test_corrupt_shards_name_the_folder(tmp_path):
     shard.write_bytes(content[:300] + b"0123456789" + content[310:])  # same length, bad checksum
     with pytest.raises(TaskFolderError, match=r"dataset_1/train: the shards cannot be read"):
         load_arrays(find_tasks(tmp_path)[0])
+
+
+def test_a_split_larger_than_the_cap_keeps_the_smallest_hashes_whatever_the_shards(tmp_path):
+    """Real PGDL tasks hold 50,000 training examples against the 10,000 cap: the harness's reader
+    keeps the examples with the smallest hashes while streaming (more than max_examples + 1024 here,
+    so it cuts during the read), the same set whichever order or number of shards holds them."""
+    import tensorflow as tf
+
+    from complexity_measure.dataset import example_hashes
+    from pgdl_harness.loading import read_split
+    from pgdl_harness.taskgen.writer import _write_split
+
+    rng = np.random.default_rng(0)
+    images = rng.random((1200, 3, 3, 1), dtype=np.float32)
+    labels = rng.integers(0, 4, 1200).astype(np.int32)
+    order = rng.permutation(1200)
+    _write_split(tf, tmp_path / "three", images, labels, 3)
+    _write_split(tf, tmp_path / "five_shuffled", images[order], labels[order], 5)
+    smallest = np.argsort(example_hashes(images, labels), kind="stable")[:60]
+    for folder in ("three", "five_shuffled"):
+        inputs, kept = read_split(tmp_path / folder, max_examples=60)
+        np.testing.assert_array_equal(inputs, images[smallest])
+        np.testing.assert_array_equal(kept, labels[smallest])
+    assert len(read_split(tmp_path / "three", max_examples=None)[0]) == 1200
