@@ -23,7 +23,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import HarnessError
-from .runner import MeasureRun, ModelOutcome, measure_model
+from .runner import MeasureRun, ModelOutcome, measure_model, process_name
 from .tasks import Task
 
 # A lost worker (a crashed or killed process, a node gone) is retried this many times; a model
@@ -157,5 +157,5 @@ class RayEngine:
 def _measure_remote(task: Task, model_id: str, runs, inputs, labels, options) -> ModelOutcome:
     import ray
     outcome = measure_model(task, model_id, runs, inputs, labels, **options)
-    outcome.where = f"node {ray.get_runtime_context().get_node_id()[:12]} pid {os.getpid()}"
+    outcome.where = process_name(os.getpid(), ray.get_runtime_context().get_node_id()[:12])
     return outcome

@@ -94,6 +94,12 @@ class ModelOutcome:
     where: str = "local"
 
 
+def process_name(pid: int, node: str | None = None) -> str:
+    """How an engine's process is named in ``ModelOutcome.where`` and the run's ``workers`` counts:
+    ``"worker pid N"`` on this machine, ``"node ID pid N"`` on a Ray node."""
+    return f"worker pid {pid}" if node is None else f"node {node} pid {pid}"
+
+
 def measure_model(task: Task, model_id: str, runs: Mapping[str, MeasureRun], inputs: np.ndarray,
                   labels: np.ndarray, *, max_parameters: int | None = None) -> ModelOutcome:
     """Load one model and compute every measure of ``runs`` on it; never raises for a bad model.

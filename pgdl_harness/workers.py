@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import HarnessError
 from .quiet import run_after_tensorflow
-from .runner import MeasureRun, ModelOutcome, measure_model
+from .runner import MeasureRun, ModelOutcome, measure_model, process_name
 from .tasks import Task
 
 # The thread pools of TensorFlow's CPU kernels and of numpy's BLAS, set in each worker before
@@ -206,7 +206,7 @@ class _Worker:
                                            args=(verbose, f"{__name__}:{_serve.__name__}", child), daemon=True)
             self.process.start()
         child.close()
-        self.where = f"worker pid {self.process.pid}"
+        self.where = process_name(self.process.pid)
         self.ready = False  # the worker has imported TensorFlow and waits for work
         self._data_token = None
 
@@ -274,5 +274,5 @@ def _serve(connection) -> None:
         task, model_id, runs, options = payload
         _, inputs, labels = data
         outcome = measure_model(task, model_id, runs, inputs, labels, **options)
-        outcome.where = f"worker pid {os.getpid()}"
+        outcome.where = process_name(os.getpid())
         connection.send(("outcome", outcome))
