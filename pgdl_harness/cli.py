@@ -251,7 +251,7 @@ def run_score(args) -> int:
                                    **_run_options(args)):
             if isinstance(run, HarnessError):  # the task's data cannot be read: the other tasks go on
                 print(f"failed: {run}", file=sys.stderr)
-                reports.append(TaskReport(task.name, label, len(task.model_ids), note=f"failed: {run}"))
+                reports.append(TaskReport(task.name, label, 0, note=f"failed: {run}"))
                 continue
             write_run_files(run, label, args.out, partial=args.partial)
             reports.append(report_run(run, label, null=args.null, bootstrap=args.bootstrap))

@@ -22,12 +22,11 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .report import TaskReport, add_chance, report_run, reports_table, score_predictions
+from .report import TaskReport, report_run, report_runs, reports_table
 from .task_run import TaskRun
 from .scoring import SCORE_NAMES
 from .tasks import Task
-from .uncertainty import (DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction, score_interval,
-                          seed_summary)
+from .uncertainty import DEFAULT_SEED, chance_levels, paired_win_fraction, score_interval
 
 # Scores on which each measure is compared with the best one in the same resamples.
 PAIRED_SCORES = ("cmi", "kendall_tau")
@@ -115,29 +114,23 @@ def compare_runs(task_runs: Mapping[Task, TaskRun], labels: Mapping[str, RunLabe
     labels = {label: RunLabel(label) for run in task_runs.values() for label in run.results} | dict(labels or {})
     reports, distributions, paired_rows, seed_scores = [], {}, [], {}
     for task, run in task_runs.items():
-        by_measure: dict[str, dict[str, dict]] = {}
-        incomplete: dict[str, TaskReport] = {}
-        for label, results in run.results.items():
-            measure = labels[label].measure
-            if run.complete(label):
-                by_measure.setdefault(measure, {})[label] = results
-            elif measure not in incomplete:
-                incomplete[measure] = report_run(run, label, measure=measure)
-        for measure in incomplete:  # a measure incomplete for any seed is incomplete
-            by_measure.pop(measure, None)
-        chance = chance_levels(task.model_specs(), null, seed) if null and by_measure else None
+        by_measure: dict[str, list[str]] = {}
+        for label in run.results:
+            by_measure.setdefault(labels[label].measure, []).append(label)
+        # A measure incomplete for any seed is incomplete: reported after the complete ones.
+        complete = {m: runs for m, runs in by_measure.items() if all(run.complete(label) for label in runs)}
+        incomplete = [report_run(run, next(label for label in runs if not run.complete(label)), measure=m)
+                      for m, runs in by_measure.items() if m not in complete]
+        chance = chance_levels(task.model_specs(), null, seed, source=str(task.model_configs_path)) \
+            if null and complete else None
         task_reports = {}
-        for measure, runs in by_measure.items():
-            report, dists, per_seed = _report_over_seeds(task, measure, runs, bootstrap, seed)
-            seed_scores[(task.name, measure)] = per_seed
-            if chance is not None and report.kendall_tau is not None:
-                add_chance(report, chance)
-            report.parameters = (run.keys.get(next(iter(runs))) or {}).get("parameters")
-            report.recomputed = sum(run.recomputed.get(label, 0) for label in runs)
+        for measure, runs in complete.items():
+            report = report_runs(run, runs, measure=measure, null=null, bootstrap=bootstrap, seed=seed, chance=chance)
+            seed_scores[(task.name, measure)] = report.per_seed
+            distributions[(task.name, measure)] = report.resamples
             task_reports[measure] = report
-            distributions[(task.name, measure)] = dists
         reports.extend(task_reports.values())
-        reports.extend(incomplete.values())
+        reports.extend(incomplete)
         if bootstrap:
             paired_rows += _paired_with_best(task.name, task_reports, distributions)
     frame = reports_table(reports)
@@ -152,42 +145,6 @@ def score_table(frame: pd.DataFrame, score: str) -> pd.DataFrame:
     table = frame.pivot(index="measure", columns="task", values=score).astype(float)
     table["mean"] = table.mean(axis=1)
     return table.sort_values("mean", ascending=False)
-
-
-def _report_over_seeds(task: Task, measure: str, runs: dict[str, dict], bootstrap: int, seed: int
-                       ) -> tuple[TaskReport, dict[str, np.ndarray], dict[str, list[float]]]:
-    """One report for a measure's seeds: mean scores, their spread, the pooled bootstrap interval.
-
-    Returns the report, by score the bootstrap scores as (n_seeds, n_resamples) arrays, and by
-    score the score of each seed (in the order of ``runs``).
-    """
-    per_seed, dists = [], {}
-    for results in runs.values():
-        values = {model_id: result.value for model_id, result in results.items()}
-        per_seed.append(score_predictions(task, measure, values, [r.seconds for r in results.values()]))
-        if bootstrap and per_seed[-1].kendall_tau is not None:
-            for score, scores in bootstrap_scores(values, task.model_specs(), bootstrap, seed).items():
-                dists.setdefault(score, []).append(scores)
-    if len(per_seed) == 1:
-        report = per_seed[0]
-    else:
-        first = per_seed[0]
-        report = TaskReport(task.name, measure, first.n_models, note=first.note,
-                            seconds_per_model=float(np.mean([r.seconds_per_model for r in per_seed])))
-        for score in SCORE_NAMES:
-            values = [getattr(r, score) for r in per_seed]
-            if any(value is None for value in values):
-                continue
-            summary = seed_summary(values)
-            setattr(report, score, summary["mean"])
-            report.seeds[score] = summary
-        report.psi = {name: float(np.mean([r.psi[name] for r in per_seed])) for name in first.psi}
-    dists = {score: np.stack(rows) for score, rows in dists.items()}
-    report.interval = {score: score_interval(score, dists[score], getattr(report, score))
-                       for score in SCORE_NAMES if score in dists}
-    per_seed_scores = {score: [getattr(r, score) for r in per_seed] for score in SCORE_NAMES
-                       if all(getattr(r, score) is not None for r in per_seed)}
-    return report, dists, per_seed_scores
 
 
 def _paired_with_best(task: str, reports: dict[str, TaskReport], distributions: dict) -> list[dict]:

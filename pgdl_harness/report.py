@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ import pandas as pd
 from .task_run import TaskRun
 from .scoring import EXCEEDED, SCORE_NAMES, InvalidGridError, UndefinedScoreError, score_task
 from .tasks import Task, TaskFolderError
-from .uncertainty import bootstrap_scores, chance_levels, score_interval
+from .uncertainty import ChanceLevel, bootstrap_scores, chance_levels, score_interval, seed_summary
 
 # Per score, the columns that put it in context (see ``TaskReport.uncertainty_columns``).
 UNCERTAINTY_SUFFIXES = ("low", "high", "chance_mean", "chance_p95", "p_value", "seed_std", "seed_min", "seed_max")
@@ -24,7 +25,13 @@ UNCERTAINTY_COLUMNS = tuple(f"{score}_{suffix}" for score in SCORE_NAMES for suf
 
 @dataclass
 class TaskReport:
-    """One measure's scores on one task, or why there are none."""
+    """One measure's scores on one task, or why there are none (made by :func:`task_report`).
+
+    ``n_models`` is how many of the task's models the report's predictions cover: those with a
+    value, and those the time budget left unmeasured (the kit's ``"EXCEEDED"``); a failed model
+    has no prediction and is not counted (``failed`` lists them), nor is any model of a task
+    whose data could not be read.
+    """
 
     task: str
     measure: str
@@ -46,6 +53,10 @@ class TaskReport:
     # seeds: {"mean", "std", "min", "max", "seeds"} over seeds, for a measure run with several;
     # the score itself is then the mean over seeds.
     seeds: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Not written: by score, each seed's score (in the order of the runs; only scores every seed has)
+    # and the bootstrap scores behind ``interval``, shape (n_seeds, n_resamples), for paired comparisons.
+    per_seed: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    resamples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def as_json(self) -> dict:
         return {"measure": self.measure, "n_models": self.n_models, **self.scores(), "psi": self.psi,
@@ -92,33 +103,41 @@ class TaskReport:
 
 
 def report_run(run: TaskRun, label: str, *, measure: str | None = None, null: int = 0, bootstrap: int = 0,
-               seed: int = 0) -> TaskReport:
-    """The report of one run label on one task (named ``measure``, the label by default).
+               seed: int = 0, chance: Mapping[str, ChanceLevel] | None = None) -> TaskReport:
+    """The report of one run label on one task (named ``measure``, the label by default): :func:`report_runs`."""
+    return report_runs(run, [label], measure=measure or label, null=null, bootstrap=bootstrap, seed=seed,
+                       chance=chance)
+
+
+def report_runs(run: TaskRun, labels: Sequence[str], *, measure: str, null: int = 0, bootstrap: int = 0,
+                seed: int = 0, chance: Mapping[str, ChanceLevel] | None = None) -> TaskReport:
+    """The report of a measure on one task from its run labels (one per seed; :func:`task_report`).
 
     A task whose every model has a value is scored (models left unmeasured by the time budget
-    count as the kit counts them: ``"EXCEEDED"``, scored 0). A task with a failed model is
-    incomplete: it gets no CMI (never a made-up number) and its note says how many models failed
-    and the first reason. The report also says what made the values, which models failed and how
-    many cached values were recomputed. ``null``, ``bootstrap`` and ``seed`` are
-    ``score_predictions``'s. Writes nothing (``outputs.write_run_files`` writes the files).
+    count as the kit counts them: ``"EXCEEDED"``, scored 0). A task with a failed model (for any
+    of the labels) is incomplete: it gets no CMI (never a made-up number) and its note says how
+    many models failed and the first reason. The report also says what made the values (the
+    first label's parameters), which models failed and how many cached values were recomputed.
+    ``null``, ``bootstrap``, ``seed`` and ``chance`` are ``task_report``'s. Writes nothing
+    (``outputs.write_run_files`` writes the files).
     """
     task = run.task
-    results = run.results.get(label, {})
-    failed = run.failures.get(label, {})
-    seconds = [result.seconds for result in results.values()]
-    name = measure or label
-    if not failed:
-        report = score_predictions(task, name, run.predictions(label), seconds, null=null, bootstrap=bootstrap,
-                                   seed=seed)
+    failed_label = next((label for label in labels if run.failures.get(label)), None)
+    if failed_label is None:
+        report = task_report(task, measure, [run.predictions(label) for label in labels],
+                             [[result.seconds for result in run.results.get(label, {}).values()] for label in labels],
+                             null=null, bootstrap=bootstrap, seed=seed, chance=chance)
+        report.failed = {}
     else:
-        report = TaskReport(task.name, name, len(results),
+        failed = run.failures[failed_label]
+        seconds = [result.seconds for result in run.results.get(failed_label, {}).values()]
+        report = TaskReport(task.name, measure, len(run.predictions(failed_label)),
                             seconds_per_model=float(np.mean(seconds)) if seconds else None,
                             note=f"incomplete: {len(failed)} of {len(task.model_ids)} model(s) failed, no CMI "
                                  f"(first: {next(iter(failed.values()))})")
-    key = run.keys.get(label) or {}
-    report.parameters = key.get("parameters")
-    report.failed = dict(failed)
-    report.recomputed = run.recomputed.get(label, 0)
+        report.failed = dict(failed)
+    report.parameters = (run.keys.get(labels[0]) or {}).get("parameters")
+    report.recomputed = sum(run.recomputed.get(label, 0) for label in labels)
     if report.recomputed:
         stale = (f"{report.recomputed} cached value(s) were recomputed: made by other settings, code, data "
                  f"or model files")
@@ -126,15 +145,71 @@ def report_run(run: TaskRun, label: str, *, measure: str | None = None, null: in
     return report
 
 
-def score_predictions(task: Task, measure: str, predictions: dict, seconds: list[float] | None = None, *,
-                      null: int = 0, bootstrap: int = 0, seed: int = 0) -> TaskReport:
-    """Score a task's predictions against its ``model_configs.json``; problems become the note.
+def score_predictions(task: Task, measure: str, predictions: Mapping[str, float | str],
+                      seconds: Sequence[float] | None = None, *, null: int = 0, bootstrap: int = 0,
+                      seed: int = 0) -> TaskReport:
+    """:func:`task_report` of one run: a task's predictions scored, with their chance level and interval."""
+    return task_report(task, measure, [predictions], [seconds or []], null=null, bootstrap=bootstrap, seed=seed)
 
-    ``null`` random measures give each score's chance level and p-value, ``bootstrap`` resamples
-    of the models its 95% interval (0 skips either); both are seeded by ``seed``.
+
+def task_report(task: Task, measure: str, runs: Sequence[Mapping[str, float | str]],
+                seconds: Sequence[Sequence[float]] | None = None, *, null: int = 0, bootstrap: int = 0,
+                seed: int = 0, chance: Mapping[str, ChanceLevel] | None = None) -> TaskReport:
+    """A measure's report on a task from its predictions: its scores, chance levels and intervals.
+
+    The one place a ``TaskReport`` is scored: ``score``, ``evaluate``, ``compare`` and ``select``
+    all come here. ``runs`` holds the predictions of each of the measure's seeds (one mapping of
+    model id to value or ``"EXCEEDED"`` for a measure run once), ``seconds`` each run's seconds
+    per model. With several seeds each score is the mean over the seeds, ``seeds`` their spread.
+    Problems (an unreadable ``model_configs.json``, an invalid grid) become the note.
+
+    ``null`` random measures give each score's chance level and p-value (``chance``, the task's
+    ``uncertainty.chance_levels``, saves computing them again for each measure of a task);
+    ``bootstrap`` resamples of the models give each score's centred 95% interval, pooled over the
+    seeds, and the resamples themselves (``resamples``, for paired comparisons); 0 skips either.
+    Both are seeded by ``seed``.
     """
-    report = TaskReport(task.name, measure, len(predictions),
-                        seconds_per_model=float(np.mean(seconds)) if seconds else None)
+    if not runs:
+        raise ValueError(f"no predictions of {measure} on {task.name}")
+    seconds = list(seconds or [])
+    means = [float(np.mean(run_seconds)) for run_seconds in seconds if len(run_seconds)]
+    per_seed = [_scored(task, measure, predictions) for predictions in runs]
+    if len(per_seed) == 1:
+        report = per_seed[0]
+    else:
+        first = per_seed[0]
+        report = TaskReport(task.name, measure, first.n_models, note=first.note)
+        for score in SCORE_NAMES:
+            values = [getattr(r, score) for r in per_seed]
+            if any(value is None for value in values):
+                continue
+            summary = seed_summary(values)
+            setattr(report, score, summary["mean"])
+            report.seeds[score] = summary
+        report.psi = {name: float(np.mean([r.psi[name] for r in per_seed])) for name in first.psi}
+    report.seconds_per_model = float(np.mean(means)) if means else None
+    report.per_seed = {score: [getattr(r, score) for r in per_seed] for score in SCORE_NAMES
+                       if all(getattr(r, score) is not None for r in per_seed)}
+    if report.kendall_tau is None:  # not scored: nothing to put in context
+        return report
+    source = str(task.model_configs_path)
+    specs = task.model_specs()
+    if null:
+        add_chance(report, chance if chance is not None else chance_levels(specs, null, seed, source=source))
+    if bootstrap:
+        distributions: dict[str, list[np.ndarray]] = {}
+        for predictions in runs:
+            for score, scores in bootstrap_scores(predictions, specs, bootstrap, seed, source=source).items():
+                distributions.setdefault(score, []).append(scores)
+        report.resamples = {score: np.stack(rows) for score, rows in distributions.items()}
+        report.interval = {score: score_interval(score, report.resamples[score], getattr(report, score))
+                           for score in SCORE_NAMES if score in report.resamples}
+    return report
+
+
+def _scored(task: Task, measure: str, predictions: Mapping[str, float | str]) -> TaskReport:
+    """One run's predictions scored against the task's ``model_configs.json``, without context."""
+    report = TaskReport(task.name, measure, len(predictions))
     if any(value == EXCEEDED for value in predictions.values()):
         # The kit scores a submission that ran out of time as 0 on every task.
         report.cmi = 0.0
@@ -144,7 +219,7 @@ def score_predictions(task: Task, measure: str, predictions: dict, seconds: list
         specs = task.model_specs()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            score = score_task(predictions, specs, source=str(task.model_configs_path))
+            score = score_task(dict(predictions), specs, source=str(task.model_configs_path))
     except (TaskFolderError, InvalidGridError, UndefinedScoreError, ValueError) as error:
         report.note = f"not scored: {error}"
         return report
@@ -156,12 +231,6 @@ def score_predictions(task: Task, measure: str, predictions: dict, seconds: list
     if score.cmi is None:
         notes.insert(0, "CMI undefined: the task has fewer than two hyperparameters")
     report.note = "; ".join(notes)
-    if null:
-        add_chance(report, chance_levels(specs, null, seed, source=str(task.model_configs_path)))
-    if bootstrap:
-        distributions = bootstrap_scores(predictions, specs, bootstrap, seed, source=str(task.model_configs_path))
-        report.interval = {score: score_interval(score, distributions[score], getattr(report, score))
-                           for score in SCORE_NAMES if score in distributions}
     return report
 
 

@@ -26,10 +26,10 @@ import pandas as pd
 
 from .errors import HarnessError
 from .predictions import predictions_path, read_predictions
-from .scoring import SCORE_DEFINITIONS, score_task
+from .report import task_report
+from .scoring import SCORE_DEFINITIONS
 from .tasks import Task
-from .uncertainty import (DEFAULT_DRAWS, DEFAULT_SEED, bootstrap_scores, chance_levels, paired_win_fraction,
-                          score_interval)
+from .uncertainty import DEFAULT_DRAWS, DEFAULT_SEED, chance_levels, paired_win_fraction, score_interval
 
 SELECTION_SCORE = "cmi"
 REPORTED_SCORES = ("cmi", "kendall_tau")
@@ -146,34 +146,37 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
     families = {task.name: (families or {}).get(task.name) or task_family(task) for task in tasks}
     measures = list(dict.fromkeys([*candidates, *fixed, reference]))
     per_score: dict[str, dict[str, dict[str, float]]] = {s: {} for s in REPORTED_SCORES}
-    distributions, chance, axes = {}, {}, []
+    distributions, reports, axes = {}, {}, []
     for task in tasks:
-        specs = task.model_specs()
+        chance = chance_levels(task.model_specs(), null, seed, source=str(task.model_configs_path)) if null else None
         for measure in measures:
             path = predictions_path(results_dir / measure, task.name)
             if not path.is_file():
                 raise HarnessError(f"{path}: no predictions of {measure} on {task.name}; run compare first")
-            predictions = read_predictions(path)
-            score = score_task(predictions, specs, source=str(task.model_configs_path))
+            report = task_report(task, measure, [read_predictions(path)], null=null, bootstrap=bootstrap, seed=seed,
+                                 chance=chance)
+            if report.kendall_tau is None:
+                raise HarnessError(f"{path}: {measure} on {task.name} {report.note}")
+            reports[(task.name, measure)] = report
             for name in REPORTED_SCORES:
-                per_score[name].setdefault(measure, {})[task.name] = getattr(score, name)
+                per_score[name].setdefault(measure, {})[task.name] = getattr(report, name)
             axes += [{"task": task.name, "family": families[task.name], "axis": axis, "measure": measure, "psi": psi}
-                     for axis, psi in score.psi.items()]
-            distributions[(task.name, measure)] = bootstrap_scores(predictions, specs, bootstrap, seed)
-        chance[task.name] = chance_levels(specs, null, seed)["cmi"] if null else None
+                     for axis, psi in report.psi.items()]
+            distributions[(task.name, measure)] = {score: resamples[0] for score, resamples in report.resamples.items()}
     scores = {name: pd.DataFrame(table).T for name, table in per_score.items()}  # measures x tasks
     folds = leave_one_family_out(scores[SELECTION_SCORE], families, list(candidates))
     rows = []
     for fold in folds:
         for task in fold.tasks:
+            chosen = reports[(task, fold.chosen)]
             rows.append({"task": task, "family": fold.held_out, "chosen": fold.chosen,
                          "cmi": scores["cmi"].loc[fold.chosen, task],
                          "kendall_tau": scores["kendall_tau"].loc[fold.chosen, task],
                          f"{reference} cmi": scores["cmi"].loc[reference, task],
                          f"{reference} kendall_tau": scores["kendall_tau"].loc[reference, task],
-                         "cmi_chance_p95": chance[task].p95 if chance[task] else float("nan"),
-                         "within chance": "yes" if chance[task] and chance[task].within_chance(
-                             scores["cmi"].loc[fold.chosen, task]) else ""})
+                         **{f"{name}_chance_p95": chosen.chance[name]["p95"] if name in chosen.chance else float("nan")
+                            for name in REPORTED_SCORES},
+                         "within chance": ", ".join(SCORE_DEFINITIONS[name].short for name in chosen.within_chance)})
     held_out = pd.DataFrame(rows)
     summary = held_out_summary(folds, scores, distributions, list(dict.fromkeys([reference, *fixed, *candidates])),
                                reference)

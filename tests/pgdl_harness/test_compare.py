@@ -77,6 +77,21 @@ def noisy_results(seed, noise=0.01):
     return {m: ModelResult(m, v + noise * rng.normal(), 1.0) for m, v in GOLDEN["true_gap"]["predictions"].items()}
 
 
+def test_a_comparison_report_is_the_score_report_of_the_same_run(toy_task):
+    # compare and score build their reports in one place: the same note on recomputed values,
+    # the same chance levels and intervals.
+    from pgdl_harness.report import report_run
+
+    run = TaskRun(toy_task, {"truth": as_results("true_gap")}, recomputed={"truth": 3},
+                  keys={"truth": {"parameters": {"a": 1}}})
+    compared_report = compare_runs({toy_task: run}, null=50, bootstrap=40, seed=1).reports[0]
+    scored = report_run(run, "truth", null=50, bootstrap=40, seed=1)
+    assert compared_report.note == scored.note == (
+        "3 cached value(s) were recomputed: made by other settings, code, data or model files")
+    assert compared_report.as_json() == scored.as_json()
+    assert compared_report.n_models == 18 and compared_report.parameters == {"a": 1}
+
+
 def test_seeds_are_summarised_with_intervals_chance_and_paired_comparison(toy_task, tmp_path):
     runs = {"noisy": noisy_results(0), "noisy#seed=1": noisy_results(1), "noisy#seed=2": noisy_results(2),
             "truth": as_results("true_gap"), "kit": as_results("kit_toy_predict")}

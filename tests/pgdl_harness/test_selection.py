@@ -88,6 +88,9 @@ def test_select_reads_a_compare_run_and_writes_its_report(tmp_path, capsys):
     assert text in out and f"wrote: {results / 'selection.md'}, selection_tasks.csv, selection_summary.csv" in out
     tasks = pd.read_csv(results / "selection_tasks.csv")
     assert tasks["chosen"].tolist() == ["good", "good"]  # chosen on the other task each time
+    # Each held-out task's chance levels are the report's: tau's beside CMI's, every score within chance named.
+    assert (tasks["kendall_tau_chance_p95"] > 0).all() and (tasks["kendall_tau"] > tasks["kendall_tau_chance_p95"]).all()
+    assert tasks["within chance"].isna().all()  # "good" follows the gap: above chance on every score
     summary = pd.read_csv(results / "selection_summary.csv").set_index("measure")
     assert summary.loc["leave-one-family-out choice", "cmi"] == pytest.approx(summary.loc["good", "cmi"])
     assert summary.loc["good", "cmi_vs_noise"] > 0.9
