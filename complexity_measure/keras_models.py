@@ -104,15 +104,41 @@ class KerasClassifier(Classifier):
                                f"not have or which failed to load)")
         return [np.asarray(weights) for weights in initial]
 
-    # -- forward passes (eager, any backend) ------------------------------------------------------
+    # -- forward passes (any backend) ----------------------------------------------------------------
 
     def _run(self, layers: Sequence, inputs: np.ndarray) -> np.ndarray:
         ops = sys.modules["keras"].ops
+        if self.backend == "jax":  # a compiled call, as Keras's own predict makes on JAX
+            inputs = np.asarray(inputs, dtype=np.float32)
+            # Padded to a power of two: each new batch length would compile the call again, and
+            # adaptive counting's rounds end in batches of every length.
+            padded = 1 << max(len(inputs) - 1, 0).bit_length()
+            batch = np.concatenate([inputs, np.zeros((padded - len(inputs),) + inputs.shape[1:], np.float32)])
+            return np.asarray(self._jitted(tuple(layers))(batch))[:len(inputs)]
         with _no_gradients(self.backend):
             x = ops.convert_to_tensor(np.asarray(inputs, dtype=np.float32))
             for layer in layers:
                 x = layer(x, training=False)
             return np.asarray(ops.convert_to_numpy(x))
+
+    def _jitted(self, layers: tuple):
+        """``jax.jit`` of running ``layers`` in inference mode, made once per slice of the model.
+
+        The weights are read when the call is traced (once per batch shape), as constants of the
+        compiled call: a model measured while it trains must be wrapped again after its weights
+        change (each measure call does: ``as_classifier`` makes a new wrapper).
+        """
+        cache = self.__dict__.setdefault("_jit_cache", {})
+        if layers not in cache:
+            import jax
+
+            def run(x):
+                for layer in layers:
+                    x = layer(x, training=False)
+                return x
+
+            cache[layers] = jax.jit(run)
+        return cache[layers]
 
     def _logits(self, inputs, batch_size):
         return check_finite(batched(lambda batch: self._run(self._layers, batch), inputs, batch_size))
