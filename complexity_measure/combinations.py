@@ -60,8 +60,9 @@ def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragme
 
 @names_refusals
 def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED,
-                                       ends: str = fragmentation.DEFAULT_ENDS, power: float = 1.0) -> float:
-    """``fragmentation_score ** power * davies_bouldin_measure``, both at their defaults.
+                                       ends: str = fragmentation.DEFAULT_ENDS, power: float = 1.0,
+                                       floor: float = 0.0) -> float:
+    """``max(fragmentation_score, floor) ** power * davies_bouldin_measure``, both at their defaults.
 
     Parameters
     ----------
@@ -72,6 +73,10 @@ def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fra
     power : the weight of fragmentation in the product's logarithm (``power * log F + log DB``,
         which orders the models as the product does); 1 is the plain product, smaller powers let
         the clustering index decide more of the order. ``power`` must be > 0.
+    floor : the least value the fragmentation factor takes (>= 0). 0 (the default) leaves it as it
+        is, so a model with no class change on any counted path gets 0 whatever its clustering;
+        ``1 / DEFAULT_N_PAIRS`` (one change on one path of the default 2048) keeps the index's
+        order among such models.
 
     Returns
     -------
@@ -80,7 +85,9 @@ def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fra
     """
     if not power > 0:
         raise ValueError(f"power must be > 0, got {power!r}")
+    if not floor >= 0:
+        raise ValueError(f"floor must be >= 0, got {floor!r}")
     model = as_classifier(model)
     changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed, ends=ends)
     clustering = representation.davies_bouldin_measure(model, inputs, labels, seed=seed)
-    return float(changes ** power * clustering)
+    return float(max(changes, floor) ** power * clustering)

@@ -273,6 +273,12 @@ register("fragmentation_fitted_davies_bouldin_quarter", combinations.fragmentati
          "fragmentation_fitted ** 0.25 x the hidden layers' mean Davies-Bouldin index (the default measure: "
          "a quarter of the weight of fragmentation in the product's logarithm)", ends="fitted", power=0.25)
 
+# Registered for the benchmark's fifth round (docs/benchmark.md), before any run of it: a model
+# with no class change on a counted path got 0 whatever its clustering, so such models tied.
+register("fragmentation_fitted_davies_bouldin_quarter_floor", combinations.fragmentation_times_davies_bouldin,
+         "the default with its fragmentation factor floored at one path's worth (1/2048), so that a model "
+         "with no class change keeps the index's order", ends="fitted", power=0.25, floor=1 / fragmentation.DEFAULT_N_PAIRS)
+
 # The starting kit's baselines and the output margin.
 register("distance_from_init", baselines.distance_from_initialization,
          "Frobenius distance of all weights from model.initial_weights (needs weights_init.hdf5)")

@@ -49,3 +49,22 @@ def test_the_power_weights_fragmentation_in_the_product():
     assert half == pytest.approx(changes ** 0.5 * clustering) and half != pytest.approx(plain)
     with pytest.raises(ValueError, match="power must be > 0"):
         fragmentation_times_davies_bouldin(model, inputs, labels, power=0)
+
+
+def test_the_floor_keeps_the_index_where_no_path_changes_class():
+    from complexity_measure.fragmentation import DEFAULT_N_PAIRS
+    from complexity_measure.registry import DEFAULT_MEASURE, get_measure
+    model, inputs, labels = _random_net_and_data()
+    weights = model.get_weights()
+    model.set_weights(weights[:2] + [np.zeros_like(weights[2]), np.array([1.0, 0.0, 0.0], np.float32)])  # always class 0
+    assert fragmentation_score(model, inputs, labels, ends="fitted") == 0
+    clustering = davies_bouldin_measure(model, inputs, labels)
+    assert get_measure(DEFAULT_MEASURE)(model, inputs, labels) == 0  # the index erased
+    floored = get_measure("fragmentation_fitted_davies_bouldin_quarter_floor")(model, inputs, labels)
+    assert floored == pytest.approx((1 / DEFAULT_N_PAIRS) ** 0.25 * clustering) and floored > 0
+    # Where paths do change class the floor changes nothing.
+    model.set_weights(weights)
+    assert get_measure("fragmentation_fitted_davies_bouldin_quarter_floor")(model, inputs, labels) == \
+        get_measure(DEFAULT_MEASURE)(model, inputs, labels)
+    with pytest.raises(ValueError, match="floor must be >= 0"):
+        fragmentation_times_davies_bouldin(model, inputs, labels, floor=-1)
