@@ -157,26 +157,36 @@ def _engine(args):
     """The engine the command line asks for (a context manager that stops what it started)."""
     import contextlib
 
-    from .runner import LocalEngine
+    from .runner import LocalEngine, check_budget
     if args.engine == "local":
         if args.address:
             raise HarnessError("--address is for --engine ray")
         from .workers import WorkerEngine, default_workers
         workers = default_workers() if args.workers is None else args.workers
-        if getattr(args, "budget", None) is not None:
-            if args.workers not in (None, 1):
-                raise HarnessError("--budget follows the kit's one-model-at-a-time clock: use it with --workers 1")
-            workers = 1
+        budget = getattr(args, "budget", None)
+        if budget is not None and args.workers is None:
+            workers = 1  # the budget rule (runner.check_budget) wants the in-process engine
         if workers == 1:
             if args.model_timeout is not None:
                 raise HarnessError("--model-timeout needs worker processes (--workers 2 or more): a model measured "
                                    "in this process cannot be stopped")
             return contextlib.nullcontext(LocalEngine())
-        return WorkerEngine(workers, model_timeout=args.model_timeout, verbose=args.verbose)
+        engine = WorkerEngine(workers, model_timeout=args.model_timeout, verbose=args.verbose)
+        try:
+            check_budget(budget, engine)
+        except HarnessError:
+            raise HarnessError("--budget follows the kit's one-model-at-a-time clock: use it with --workers 1") from None
+        return engine
     if args.workers is not None or args.model_timeout is not None:
         raise HarnessError("--workers and --model-timeout are for the local engine; Ray sizes its own workers")
     from .ray_engine import RayEngine
-    return RayEngine(args.address, task_cpus=args.task_cpus, task_gpus=args.task_gpus)
+    engine = RayEngine(args.address, task_cpus=args.task_cpus, task_gpus=args.task_gpus)
+    try:
+        check_budget(getattr(args, "budget", None), engine)
+    except HarnessError:
+        raise HarnessError("--budget follows the kit's one-model-at-a-time clock: use it with --engine local "
+                           "--workers 1") from None
+    return engine
 
 
 def _run_options(args) -> dict:

@@ -156,8 +156,7 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
     ``fresh=True`` discards the cached values of these measures first.
     """
     engine = engine or LocalEngine()
-    if budget is not None and not isinstance(engine, LocalEngine):
-        raise HarnessError("--budget follows the kit's one-model-at-a-time clock: use it with the local engine")
+    check_budget(budget, engine)
     runs = {label: MeasureRun.of(label, measure) for label, measure in measures.items()}
     caches = {label: ResultCache(cache_path(out_dir, task, label)) for label in runs}
     if fresh:
@@ -226,6 +225,14 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
     return run
 
 
+def check_budget(budget: float | None, engine) -> None:
+    """The budget rule: the kit's clock measures one model at a time, so a ``budget`` needs the
+    in-process ``LocalEngine`` (``engine``: None is that engine). Raises ``HarnessError``."""
+    if budget is not None and engine is not None and not isinstance(engine, LocalEngine):
+        raise HarnessError("a time budget follows the kit's one-model-at-a-time clock: it needs the in-process "
+                           "engine (LocalEngine)")
+
+
 def run_tasks(tasks: Sequence[Task], measures: Mapping[str, Any], out_dir: str | Path, *,
               budget: float | None = None, **options) -> Iterator[tuple[Task, TaskRun | HarnessError]]:
     """``run_measures`` on each task in turn: ``(task, its TaskRun)``, or ``(task, the error)`` for a task
@@ -234,6 +241,7 @@ def run_tasks(tasks: Sequence[Task], measures: Mapping[str, Any], out_dir: str |
     With a ``budget`` the kit's clock runs on across tasks: once a task runs out of time, every
     model of the tasks after it is left unmeasured (``exceeded``), as the kit leaves them.
     """
+    check_budget(budget, options.get("engine"))  # before any task, rather than as each task's error
     exceeded = False
     for task in tasks:
         if exceeded:

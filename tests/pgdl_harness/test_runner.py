@@ -133,3 +133,15 @@ def test_several_measures_share_each_model_load_and_resume_separately(toy_task, 
     # Another function under the same label is another measure: its values are not reused.
     runner.run_measures(toy_task, {"layers": lambda m, x, y: 1.0}, tmp_path, progress=False)
     assert len(loads) == 18
+
+
+def test_the_budget_rule_needs_the_in_process_engine():
+    from pgdl_harness.errors import HarnessError
+    from pgdl_harness.runner import LocalEngine, check_budget
+    from pgdl_harness.workers import WorkerEngine
+
+    check_budget(1.0, LocalEngine())
+    check_budget(1.0, None)
+    check_budget(None, WorkerEngine(2))
+    with pytest.raises(HarnessError, match="needs the in-process engine"):
+        check_budget(1.0, WorkerEngine(2))
