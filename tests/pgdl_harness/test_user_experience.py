@@ -237,7 +237,7 @@ def test_select_names_predictions_it_cannot_score_in_one_line(tmp_path, capsys):
     (results / "backwards" / "b.predict").write_text(json.dumps(values))
     assert _select(root, results) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot score the predictions in {results}: ") and "model_2" in err
+    assert err.startswith(f"error: {results / 'backwards' / 'b.predict'}: backwards on b not scored: ") and "model_2" in err
     assert err.count("\n") == 1
 
 
