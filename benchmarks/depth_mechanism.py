@@ -16,7 +16,8 @@ seen):
 Prints, per depth, the mean over models of each and the Spearman correlation of each with the
 generalization gap over the task, and writes one row per model to ``--out`` (a CSV).
 
-Run: ``python benchmarks/depth_mechanism.py [--data data --task mnist_vgg --out results/depth_mechanism.csv]``.
+Run: ``python benchmarks/depth_mechanism.py [--data data --task mnist_vgg --out results/depth_mechanism.csv
+--pairs 2048]`` (fewer pairs for a quick look at a large task).
 """
 
 import argparse
@@ -54,9 +55,9 @@ def changes_inside_and_beyond(model, inputs, labels, first, second, positions) -
     return float(changed[:, inside].sum(axis=1).mean()), float(changed[:, ~inside].sum(axis=1).mean()), len(first)
 
 
-def measure(task, out_path: Path) -> pd.DataFrame:
+def measure(task, out_path: Path, n_pairs: int = DEFAULT_N_PAIRS) -> pd.DataFrame:
     inputs, labels = load_arrays(task)
-    first, second = draw_pairs(inputs, labels, n_pairs=DEFAULT_N_PAIRS, seed=0)
+    first, second = draw_pairs(inputs, labels, n_pairs=n_pairs, seed=0)
     positions = path_positions(DEFAULT_N_POINTS, DEFAULT_EXTEND)
     specs = task.model_specs()
     gaps = generalization_gaps(specs)
@@ -69,8 +70,8 @@ def measure(task, out_path: Path) -> pd.DataFrame:
         hidden = as_classifier(model).activation_layers()
         row = {"model": model_id, **hparams, "gap": gaps[model_id], "fitted_paths": fitted,
                "inside": inside, "beyond": beyond,
-               "first_hidden": fragmentation_score(model, inputs, labels, layer=hidden[0], ends="fitted"),
-               "last_hidden": fragmentation_score(model, inputs, labels, layer=hidden[-1], ends="fitted")}
+               "first_hidden": fragmentation_score(model, inputs, labels, layer=hidden[0], ends="fitted", n_pairs=n_pairs),
+               "last_hidden": fragmentation_score(model, inputs, labels, layer=hidden[-1], ends="fitted", n_pairs=n_pairs)}
         initial = getattr(model, "initial_weights", None)
         if initial is not None:
             model.set_weights(initial)
@@ -102,9 +103,10 @@ def main():
     parser.add_argument("--data", default=str(REPO / "data"))
     parser.add_argument("--task", default="mnist_vgg")
     parser.add_argument("--out", default=str(REPO / "results" / "depth_mechanism.csv"))
+    parser.add_argument("--pairs", type=int, default=DEFAULT_N_PAIRS, help="paths per model (default: the measure's 2048)")
     arguments = parser.parse_args()
     task = find_tasks(arguments.data, [arguments.task])[0]
-    table = measure(task, Path(arguments.out))
+    table = measure(task, Path(arguments.out), arguments.pairs)
     print("\n" + summary(table))
 
 
