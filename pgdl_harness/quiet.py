@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 
-def import_tensorflow(verbose: bool = False) -> None:
+def import_tensorflow(verbose: bool = False, threads: int | None = None) -> None:
     """Import TensorFlow (and start its runtime) with its C++ start-up lines kept off stderr.
 
     They are written by C++ straight to file descriptor 2, and ``TF_CPP_MIN_LOG_LEVEL`` does not
@@ -20,10 +20,12 @@ def import_tensorflow(verbose: bool = False) -> None:
     come once per TensorFlow library whatever it says), so the descriptor itself is pointed at a
     temporary file meanwhile; if the import fails, what was written is shown. ``verbose`` shows everything.
     Hiding costs nothing, unlike turning oneDNN off (30-50% slower here). Only the first import
-    of a process can be quiet: call this before anything imports TensorFlow.
+    of a process can be quiet: call this before anything imports TensorFlow. ``threads`` sets
+    TensorFlow's intra- and inter-op thread counts, which can be set only before its runtime starts.
     """
     if verbose:
         import tensorflow as tf
+        _set_threads(tf, threads)
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         sys.stderr.flush()
@@ -32,6 +34,7 @@ def import_tensorflow(verbose: bool = False) -> None:
             os.dup2(sink.fileno(), 2)
             try:
                 import tensorflow as tf
+                _set_threads(tf, threads)
                 tf.constant(0.0) + 1.0  # the runtime's own start-up lines come with the first op
             except BaseException:
                 os.dup2(saved, 2)
@@ -43,6 +46,12 @@ def import_tensorflow(verbose: bool = False) -> None:
                 os.close(saved)
         # Each model gets its own compiled functions; TF's retracing warning about that is noise.
         tf.get_logger().setLevel("ERROR")
+
+
+def _set_threads(tf, threads: int | None) -> None:
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def run_after_tensorflow(verbose: bool, target: str, *args) -> None:

@@ -92,12 +92,11 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _make_in_worker(task: TaskSpec, out_dir: str, progress: bool, threads: int) -> str:
-    """One task built in a worker process whose TensorFlow uses ``threads`` threads."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    """One task built in a worker process whose TensorFlow uses ``threads`` threads, imported with
+    its start-up lines kept off the terminal (this module imports no TensorFlow before it)."""
+    from ..quiet import import_tensorflow
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import_tensorflow(threads=threads)
     from .generate import make_task
 
     # Several bars in one terminal garble each other: a worker prints its per-model lines only.

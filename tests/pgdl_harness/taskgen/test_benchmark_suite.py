@@ -83,7 +83,7 @@ def test_main_lists_the_alternative_task_lists_and_refuses_two_at_once(capsys):
 
 
 @pytest.mark.slow
-def test_two_workers_build_the_same_tasks_as_one(tmp_path):
+def test_two_workers_build_the_same_tasks_as_one(tmp_path, capfd):
     pytest.importorskip("tensorflow")
     from pgdl_harness.taskgen.suite import TaskSpec, generate_suite
 
@@ -95,7 +95,12 @@ def test_two_workers_build_the_same_tasks_as_one(tmp_path):
             "width": [2, 4], "depth": [1], "dropout": [0.0, 0.5], "weight_decay": [0.0], "batch_size": [32]}),
     )
     one = generate_suite(tmp_path / "one", tasks, summary_name="suite.json", workers=1, progress=False)
+    capfd.readouterr()
     two = generate_suite(tmp_path / "two", tasks, summary_name="suite.json", workers=2, progress=False)
+    # The worker processes import TensorFlow with its start-up lines kept off the terminal.
+    worker_output = capfd.readouterr()
+    assert "oneDNN" not in worker_output.err + worker_output.out
+    assert "absl::InitializeLog" not in worker_output.err + worker_output.out
     for row_one, row_two in zip(one, two):
         assert row_one["task"] == row_two["task"]
         configs_one = (tmp_path / "one" / row_one["task"] / "model_configs.json").read_text()
