@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from . import classifier
 from .classifier import DEFAULT_BATCH_SIZE, check_finite, check_path_ends, not_finite
-from .keras_models import KerasClassifier
+from .keras_models import KerasClassifier, run_layers
 
 
 class KerasTensorFlowClassifier(KerasClassifier):
@@ -95,13 +95,6 @@ class _RetracingNotice(logging.Filter):
 
 
 tf.get_logger().addFilter(_RetracingNotice())
-
-
-def run_layers(layers: Sequence, x: tf.Tensor) -> tf.Tensor:
-    """Apply ``layers`` in order, in inference mode. An empty list is the identity."""
-    for layer in layers:
-        x = layer(x, training=False)
-    return x
 
 
 def compiled(layers: Sequence) -> Callable[[tf.Tensor], tf.Tensor]:

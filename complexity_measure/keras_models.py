@@ -13,6 +13,7 @@ output and a *tail* mapping that to the logits. Everything runs in inference mod
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Iterator, Sequence
 
@@ -28,6 +29,14 @@ def keras_backend(model) -> str:
     if not any(module == "keras" or module.startswith("keras.") for module in modules):
         return "tensorflow"  # tf_keras (Keras 2) and TensorFlow's own Keras run on TensorFlow only
     return sys.modules["keras"].backend.backend()
+
+
+def run_layers(layers: Sequence, x):
+    """Apply Keras ``layers`` to ``x`` in order, in inference mode (any backend's tensors; also inside
+    a ``tf.function`` or ``jax.jit``). An empty list is the identity."""
+    for layer in layers:
+        x = layer(x, training=False)
+    return x
 
 
 def model_layers(model) -> list:
@@ -116,9 +125,7 @@ class KerasClassifier(Classifier):
             batch = np.concatenate([inputs, np.zeros((padded - len(inputs),) + inputs.shape[1:], np.float32)])
             return np.asarray(self._jitted(tuple(layers))(batch))[:len(inputs)]
         with _no_gradients(self.backend):
-            x = ops.convert_to_tensor(np.asarray(inputs, dtype=np.float32))
-            for layer in layers:
-                x = layer(x, training=False)
+            x = run_layers(layers, ops.convert_to_tensor(np.asarray(inputs, dtype=np.float32)))
             return np.asarray(ops.convert_to_numpy(x))
 
     def _jitted(self, layers: tuple):
@@ -131,13 +138,7 @@ class KerasClassifier(Classifier):
         cache = self.__dict__.setdefault("_jit_cache", {})
         if layers not in cache:
             import jax
-
-            def run(x):
-                for layer in layers:
-                    x = layer(x, training=False)
-                return x
-
-            cache[layers] = jax.jit(run)
+            cache[layers] = jax.jit(lambda x: run_layers(layers, x))
         return cache[layers]
 
     def _logits(self, inputs, batch_size):
@@ -175,41 +176,26 @@ class KerasClassifier(Classifier):
             from .pytorch import jacobian_norms_of
             import torch
             return batched(lambda batch: jacobian_norms_of(
-                lambda x: self._call_tensor(x), torch.as_tensor(batch, dtype=torch.float32)), inputs, batch_size)
+                lambda x: run_layers(self._layers, x), torch.as_tensor(batch, dtype=torch.float32)), inputs, batch_size)
         return super()._jacobian_norms(inputs, batch_size)
-
-    def _call_tensor(self, x):
-        for layer in self._layers:
-            x = layer(x, training=False)
-        return x
 
     def _jax_jacobian_norms(self, batch: np.ndarray) -> np.ndarray:
         import jax
         import jax.numpy as jnp
         x = jnp.asarray(batch, dtype=jnp.float32)
-        n_classes = int(self._call_tensor(x[:1]).shape[-1])
+        n_classes = int(run_layers(self._layers, x[:1]).shape[-1])
         squared = jnp.zeros(len(batch))
         for c in range(n_classes):
             # Examples do not interact in inference mode, so the gradient of the batch's sum of
             # class c is each example's own gradient.
-            gradient = jax.grad(lambda inputs, c=c: jnp.sum(self._call_tensor(inputs)[:, c]))(x)
+            gradient = jax.grad(lambda inputs, c=c: jnp.sum(run_layers(self._layers, inputs)[:, c]))(x)
             squared = squared + jnp.sum(jnp.square(gradient.reshape(len(batch), -1)), axis=1)
         return check_finite(np.sqrt(np.asarray(squared)), "input gradients")
 
 
-class _no_gradients:
+def _no_gradients(backend: str):
     """No autograd graph while measuring on the PyTorch backend (nothing to do elsewhere)."""
-
-    def __init__(self, backend: str):
-        self._context = None
-        if backend == "torch":
-            import torch
-            self._context = torch.no_grad()
-
-    def __enter__(self):
-        if self._context is not None:
-            self._context.__enter__()
-
-    def __exit__(self, *exc):
-        if self._context is not None:
-            self._context.__exit__(*exc)
+    if backend == "torch":
+        import torch
+        return torch.no_grad()
+    return contextlib.nullcontext()

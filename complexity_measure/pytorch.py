@@ -105,16 +105,21 @@ class TorchClassifier(Classifier):
     # -- forward passes ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _measuring(self):
-        """Eval mode and no autograd for the duration, the module's mode restored afterwards."""
+    def _eval_mode(self):
+        """Eval mode for the duration, every submodule's mode restored afterwards."""
         modes = [(member, member.training) for member in self.module.modules()]
         self.module.eval()
         try:
-            with torch.inference_mode():
-                yield
+            yield
         finally:
             for member, training in modes:
                 member.training = training
+
+    @contextlib.contextmanager
+    def _measuring(self):
+        """Eval mode and no autograd for the duration, the module's mode restored afterwards."""
+        with self._eval_mode(), torch.inference_mode():
+            yield
 
     def _tensor(self, values: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(values), dtype=self.dtype, device=self.device)
@@ -214,14 +219,9 @@ class TorchClassifier(Classifier):
         return tensor.detach().to("cpu").numpy()
 
     def _jacobian_norms(self, inputs, batch_size):
-        modes = [(member, member.training) for member in self.module.modules()]
-        self.module.eval()
-        try:
+        with self._eval_mode():  # gradients are needed here: eval mode without inference mode
             return check_finite(batched(lambda batch: jacobian_norms_of(self.module, self._tensor(batch)),
                                         inputs, batch_size), "input gradients")
-        finally:
-            for member, training in modes:
-                member.training = training
 
 
 def jacobian_norms_of(function, x: torch.Tensor) -> np.ndarray:
