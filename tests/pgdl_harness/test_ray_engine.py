@@ -17,7 +17,7 @@ from pgdl_harness.cache import ResultCache, cache_path
 from pgdl_harness.tasks import find_tasks
 
 from ..conftest import DATA, REPO, TOY_TASK
-from .test_submission import assert_scored_as_the_copy, modified_copy
+from .test_submission import score_modified_copy
 
 pytestmark = pytest.mark.slow
 CHEAP = ["--measure", "fragmentation", "--param", "n_pairs=32", "--no-progress"]
@@ -133,13 +133,8 @@ def test_a_killed_driver_resumes_and_cached_models_are_not_sent_again(cluster, l
 
 
 def test_a_modified_copy_of_the_package_is_scored_as_itself_on_ray(cluster, tmp_path, toy_task):
-    folder = modified_copy(tmp_path, "complexity_measure")
-    out = tmp_path / "out"
-    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--submission", str(folder),
-                 "--out", str(out), "--no-progress", "--engine", "ray"]) == 0
-    assert_scored_as_the_copy(out, folder, toy_task)
-    assert all(where.startswith("node ")
-               for where in json.loads((out / "toy_data.predict.json").read_text())["workers"])
+    workers = score_modified_copy(tmp_path, toy_task, "complexity_measure", "--engine", "ray")
+    assert all(where.startswith("node ") for where in workers)
 
 
 def test_a_worker_that_sees_another_task_folder_stops_the_run(cluster, monkeypatch):

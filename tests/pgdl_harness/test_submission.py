@@ -76,21 +76,24 @@ def modified_copy(parent, name):
     return folder
 
 
-def assert_scored_as_the_copy(out, folder, toy_task):
+def score_modified_copy(tmp_path, toy_task, name, *engine) -> dict:
+    """Score ``modified_copy(tmp_path, name)`` on the toy task with the ``engine`` options, check that
+    the copy's own values were written under its name, and return where each model was measured."""
+    folder = modified_copy(tmp_path, name)
+    out = tmp_path / "out"
+    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--submission", str(folder),
+                 "--out", str(out), "--no-progress", *engine]) == 0
     predictions = json.loads((out / "toy_data.predict").read_text())
     assert predictions == dict.fromkeys(toy_task.model_ids, 7.2)  # 200 examples
     companion = json.loads((out / "toy_data.predict.json").read_text())
     assert companion["measure"] == f"submission-{folder.name}"
+    return companion["workers"]
 
 
 @pytest.mark.parametrize("name", ["entry", "complexity_measure"])
 def test_a_modified_copy_of_the_package_is_scored_as_itself_in_process(tmp_path, toy_task, name):
-    folder = modified_copy(tmp_path, name)
     path = list(sys.path)
-    out = tmp_path / "out"
-    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--submission", str(folder),
-                 "--out", str(out), "--no-progress", "--workers", "1"]) == 0
-    assert_scored_as_the_copy(out, folder, toy_task)
+    score_modified_copy(tmp_path, toy_task, name, "--workers", "1")
     # The harness's own package and search path are as they were.
     assert sys.modules["complexity_measure"] is complexity_measure
     assert sys.modules["complexity_measure.registry"].__file__ == str(REPO / "complexity_measure" / "registry.py")
@@ -99,13 +102,8 @@ def test_a_modified_copy_of_the_package_is_scored_as_itself_in_process(tmp_path,
 
 @pytest.mark.slow
 def test_a_modified_copy_of_the_package_is_scored_as_itself_by_worker_processes(tmp_path, toy_task):
-    folder = modified_copy(tmp_path, "complexity_measure")
-    out = tmp_path / "out"
-    assert main(["score", "--data", str(DATA), "--task", "toy_data", "--submission", str(folder),
-                 "--out", str(out), "--no-progress", "--workers", "2"]) == 0
-    assert_scored_as_the_copy(out, folder, toy_task)
-    assert all(where.startswith("worker pid")
-               for where in json.loads((out / "toy_data.predict.json").read_text())["workers"])
+    workers = score_modified_copy(tmp_path, toy_task, "complexity_measure", "--workers", "2")
+    assert all(where.startswith("worker pid") for where in workers)
 
 
 def test_bad_submission_folders(tmp_path):
