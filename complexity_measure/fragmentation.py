@@ -208,11 +208,10 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
     first, second = draw_pairs(model.canonical_layout(inputs), labels, pairs=pairs, n_pairs=n_pairs, seed=seed,
                                neighbours=neighbours)
     positions = path_positions(n_points, extend)
-    values, forward_passes = [], 0
+    values, passes_before = [], model.forward_passes  # the classifier counts every pass below
     if ends == "fitted":
         at_ends = path_classes(model, inputs[first], inputs[second], np.array([0.0, 1.0]), counting="dense",
                                batch_size=batch_size)
-        forward_passes += at_ends.forward_passes
         fitted = (at_ends.classes[:, 0] == labels[first]) & (at_ends.classes[:, 1] == labels[second])
         if fitted.any():  # only the paths with fitted ends are walked
             first, second = first[fitted], second[fitted]
@@ -221,7 +220,6 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
                              coarse_points=coarse_points, refine_margin=refine_margin, batch_size=batch_size,
                              with_lengths=normalize == "length")
         classes = paths.classes
-        forward_passes += paths.forward_passes
         changes = class_changes(classes)
         if normalize == "length":
             span = paths.lengths * float(positions[-1] - positions[0])
@@ -235,7 +233,7 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
         if statistic == "changes_then_off_label":
             value += off_label / (2 * (n_pairs + 1))
         values.append(value)
-    return FragmentationResult(float(np.mean(values)), forward_passes)
+    return FragmentationResult(float(np.mean(values)), model.forward_passes - passes_before)
 
 
 def _measured_layers(model: Classifier, layer) -> list:
