@@ -331,6 +331,7 @@ def test_measuring_a_pytorch_module_never_imports_tensorflow():
 import json, sys
 import numpy as np, torch
 from complexity_measure.registry import get_measure, DEFAULT_MEASURE
+torch.manual_seed(0)
 module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
 inputs = np.random.default_rng(0).normal(size=(90, 4)).astype(np.float32)
 labels = np.arange(90) % 3
