@@ -95,7 +95,7 @@ DEV_DATA ?= dev_data
 dev-suite: setup
 	$(PY) -m pgdl_harness.taskgen.dev_suite --out $(DEV_DATA)
 
-# The benchmark suite (pgdl_harness/taskgen/benchmark_suite.py): six tasks of 48-96 models, outside
+# The benchmark suite (pgdl_harness/taskgen/benchmark_suite.py): eight tasks of 48-96 models, outside
 # data/ (CI never builds it). Resumable: run again to finish; finished tasks are skipped.
 BENCH_DATA ?= bench_data
 WORKERS ?= 2
@@ -103,7 +103,7 @@ WORKERS ?= 2
 benchmark-suite: setup
 	$(PY) -m pgdl_harness.taskgen.benchmark_suite --out $(BENCH_DATA) --workers $(WORKERS)
 
-# The reporting suite: the same six grids from seed 1, never chosen on (docs/benchmark.md, "The
+# The reporting suite: the same eight grids from seed 1, never chosen on (docs/benchmark.md, "The
 # reporting suite"); benchmark-report scores the chosen default and what it is reported beside.
 BENCH_REPORT_DATA ?= bench_report_data
 .PHONY: benchmark-report-suite
@@ -112,12 +112,17 @@ benchmark-report-suite: setup
 # select with the default as its only candidate chooses nothing: it writes the paired comparison of
 # every measure with the default and the per-axis table (selection.md).
 BENCH_REPORTED_DEFAULT := $(DEFAULT_MEASURE)
+# WeightWatcher's six data-free metrics (the weightwatcher extra), reported beside on both suites.
+WEIGHTWATCHER := weightwatcher_alpha weightwatcher_alpha_weighted weightwatcher_log_alpha_norm weightwatcher_log_norm \
+	weightwatcher_log_spectral_norm weightwatcher_stable_rank
 BENCH_REPORTED_OTHERS := davies_bouldin fragmentation_fitted_davies_bouldin fragmentation_fitted_davies_bouldin_half \
 	fragmentation_davies_bouldin natekar_sharma \
 	fragmentation fragmentation_fitted jacobian_norm davies_bouldin_penultimate distance_from_init parameter_norm \
 	output_margin mixup_error sparsity silhouette natekar_sharma_dbi \
 	fragmentation_penultimate fragmentation_wide fragmentation_nearest fragmentation_nearest_other fragmentation_mixup \
-	fragmentation_per_length fragmentation_off_label fragmentation_tiebreak fragmentation_penultimate_per_length
+	fragmentation_per_length fragmentation_off_label fragmentation_tiebreak fragmentation_penultimate_per_length \
+	fragmentation_fitted_davies_bouldin_quarter_floor fragmentation_fitted_beyond_davies_bouldin_quarter \
+	fragmentation_fitted_relative_init_davies_bouldin_quarter $(WEIGHTWATCHER)
 BENCH_REPORT_OUT ?= results/benchmark_report
 .PHONY: benchmark-report
 benchmark-report: setup benchmark-report-suite
@@ -126,20 +131,20 @@ benchmark-report: setup benchmark-report-suite
 	$(PY) -m pgdl_harness select --data $(BENCH_REPORT_DATA) --results $(BENCH_REPORT_OUT) \
 		--candidates $(BENCH_REPORTED_DEFAULT) --fixed $(BENCH_REPORTED_OTHERS) --reference $(BENCH_REPORTED_DEFAULT)
 
-# The protocol of docs/benchmark.md on the suite (its fourth round): the candidates and the measures
+# The protocol of docs/benchmark.md on the suite (its fifth round): the candidates and the measures
 # reported beside them, pair seed 0 (compare, cached and resumable), then leave-one-family-out
-# selection (select) against the default the round started from (it chose the _quarter candidate).
+# selection (select) against the default the round started from.
 # BENCH_OTHERS="..." chooses the measures reported beside.
-BENCH_CANDIDATES := fragmentation_fitted_davies_bouldin fragmentation_fitted_davies_bouldin_half \
-	fragmentation_fitted_davies_bouldin_quarter
-BENCH_OTHERS ?= davies_bouldin fragmentation_fitted
+BENCH_CANDIDATES := $(DEFAULT_MEASURE) fragmentation_fitted_davies_bouldin_quarter_floor \
+	fragmentation_fitted_beyond_davies_bouldin_quarter fragmentation_fitted_relative_init_davies_bouldin_quarter
+BENCH_OTHERS ?= davies_bouldin fragmentation_fitted natekar_sharma $(WEIGHTWATCHER)
 BENCH_OUT ?= results/benchmark
 .PHONY: benchmark-study
 benchmark-study: setup benchmark-suite
 	$(PY) -m pgdl_harness compare --data $(BENCH_DATA) --measures $(BENCH_CANDIDATES) $(BENCH_OTHERS) \
 		--out $(BENCH_OUT) --workers $(WORKERS)
 	$(PY) -m pgdl_harness select --data $(BENCH_DATA) --results $(BENCH_OUT) --candidates $(BENCH_CANDIDATES) \
-		--fixed $(BENCH_OTHERS) --reference fragmentation_fitted_davies_bouldin
+		--fixed $(BENCH_OTHERS) --reference $(DEFAULT_MEASURE)
 
 # score and compare in one process and with worker processes on the bundled image tasks (seconds
 # per model, speed-up), and the task generator's models per minute with 1 and 2 workers (~10 min).

@@ -28,6 +28,7 @@ never turns a broken network, or something else than it asked for, into a number
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -310,6 +311,29 @@ class Classifier:
         """The weights at initialisation, in the order of ``weights``."""
         raise ModelRefused(f"a {self.kind} has no initial weights (pass a Keras model or a torch.nn.Module "
                            f"with its initial weights recorded)")
+
+    @contextlib.contextmanager
+    def at_initial_weights(self) -> Iterator["Classifier"]:
+        """This classifier with the network's initial weights (``initial_weights``) inside the block,
+        and its own weights back after it, also when the block raises: the same architecture
+        measured before training. Raises ``ModelRefused`` where the initial weights are not known
+        and ValueError where they do not match the weights."""
+        initial, current = self.initial_weights(), self.weights()
+        if len(initial) != len(current):
+            raise ValueError(f"the initial weights have {len(initial)} arrays but the model has {len(current)}")
+        for index, (start, now) in enumerate(zip(initial, current)):
+            if start.shape != now.shape:
+                raise ValueError(f"the initial weight array {index} has shape {start.shape} but the model's weight "
+                                 f"array {index} has shape {now.shape}")
+        self._set_weights(initial)
+        try:
+            yield self
+        finally:
+            self._set_weights(current)
+
+    def _set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Replace the weights (in the order of ``weights``) in place."""
+        raise ModelRefused(f"a {self.kind} has no weights to set (pass a Keras model or a torch.nn.Module)")
 
     def _jacobian_norms(self, inputs: np.ndarray, batch_size: int) -> np.ndarray:
         raise ModelRefused(f"a {self.kind} gives no input gradients (pass a differentiable model: a Keras "

@@ -61,7 +61,8 @@ def fragmentation_times_mixup_error(model, inputs, labels, *, seed: int = fragme
 @names_refusals
 def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fragmentation.DEFAULT_SEED,
                                        ends: str = fragmentation.DEFAULT_ENDS, power: float = 1.0,
-                                       floor: float = 0.0) -> float:
+                                       floor: float = 0.0, part: str = fragmentation.DEFAULT_PART,
+                                       relative_to_initial: bool = False) -> float:
     """``max(fragmentation_score, floor) ** power * davies_bouldin_measure``, both at their defaults.
 
     Parameters
@@ -77,6 +78,13 @@ def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fra
         is, so a model with no class change on any counted path gets 0 whatever its clustering;
         ``1 / DEFAULT_N_PAIRS`` (one change on one path of the default 2048) keeps the index's
         order among such models.
+    part : ``fragmentation_score``'s: ``"beyond"`` counts only the changes beyond the two
+        examples, ``"inside"`` only those between them.
+    relative_to_initial : divide the fragmentation factor by the same count on the same network
+        at its initial weights (``Classifier.at_initial_weights``; every path counted there, the
+        untrained network fitting no training data), both floored at ``floor``: the changes the
+        training made, relative to those the architecture makes before any training. Needs the
+        initial weights (``model.initial_weights``, which the PGDL loaders set).
 
     Returns
     -------
@@ -88,6 +96,13 @@ def fragmentation_times_davies_bouldin(model, inputs, labels, *, seed: int = fra
     if not floor >= 0:
         raise ValueError(f"floor must be >= 0, got {floor!r}")
     model = as_classifier(model)
-    changes = fragmentation.fragmentation_score(model, inputs, labels, seed=seed, ends=ends)
+    changes = max(fragmentation.fragmentation_score(model, inputs, labels, seed=seed, ends=ends, part=part), floor)
+    if relative_to_initial:
+        with model.at_initial_weights():
+            before = fragmentation.fragmentation_score(model, inputs, labels, seed=seed, part=part)
+        if not max(before, floor) > 0:
+            raise ValueError("the network changes class on no path at its initial weights: give a floor > 0 "
+                             "to measure relative to initialisation")
+        changes /= max(before, floor)
     clustering = representation.davies_bouldin_measure(model, inputs, labels, seed=seed)
-    return float(max(changes, floor) ** power * clustering)
+    return float(changes ** power * clustering)

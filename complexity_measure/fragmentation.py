@@ -11,7 +11,6 @@ examples and count predicted-class changes at evenly spaced points.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +28,9 @@ STATISTICS = ("changes", "off_label", "changes_then_off_label")
 NORMALIZATIONS = ("none", "length")
 # Which paths count: all of them, or only those whose two ends the model classifies as labelled.
 ENDS = ("all", "fitted")
+# Which stretch of each path the changes are counted on: all of it, between the two examples, or
+# beyond them.
+PARTS = ("whole", "inside", "beyond")
 
 # Defaults, and why:
 # - same-class pairs: a model that fits its training data needs no class change on such a
@@ -64,6 +66,7 @@ DEFAULT_REFINE_MARGIN = 1.25
 DEFAULT_STATISTIC = "changes"
 DEFAULT_NORMALIZE = "none"
 DEFAULT_ENDS = "all"
+DEFAULT_PART = "whole"
 # pairs="nearest": the second end is one of this many nearest same-class neighbours of the first.
 DEFAULT_NEIGHBOURS = 5
 
@@ -77,7 +80,7 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
                         refine_margin: float = DEFAULT_REFINE_MARGIN,
                         statistic: str = DEFAULT_STATISTIC, normalize: str = DEFAULT_NORMALIZE,
                         neighbours: int = DEFAULT_NEIGHBOURS, ends: str = DEFAULT_ENDS,
-                        batch_size: int = DEFAULT_BATCH_SIZE) -> float:
+                        part: str = DEFAULT_PART, batch_size: int = DEFAULT_BATCH_SIZE) -> float:
     """Predicted-class changes along straight paths between pairs of training examples.
 
     Parameters
@@ -141,6 +144,12 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
         smaller gaps. ``"fitted"`` leaves the training error out (the paths are the same for every
         model; which of them count depends on the model). Costs two forward passes per path, and
         saves the paths left out; a model that fits no pair's two ends is measured on all paths.
+    part : which stretch of each path the changes are counted on: ``"whole"`` (default), ``"inside"``
+        the segment between the two examples (``0 <= t <= 1``), or ``"beyond"`` its ends (``t < 0``
+        or ``t > 1``; needs ``extend > 0``). A change counts where the grid interval it falls in
+        lies (with the defaults the grid and adaptive counting's coarse points include ``t = 0``
+        and ``1``, so no interval straddles an end). Needs ``statistic="changes"`` and
+        ``normalize="none"``.
     batch_size : points per forward pass.
 
     Returns
@@ -148,43 +157,6 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
     float >= 0. Larger means more fragmented; a larger value is expected to mean a larger
     generalization gap.
     """
-    return _fragmentation(model, inputs, labels, pairs=pairs, n_pairs=n_pairs, n_points=n_points, extend=extend,
-                          aggregate=aggregate, layer=layer, seed=seed, counting=counting,
-                          coarse_points=coarse_points, refine_margin=refine_margin, statistic=statistic,
-                          normalize=normalize, neighbours=neighbours, ends=ends, batch_size=batch_size).value
-
-
-@dataclass(frozen=True)
-class FragmentationResult:
-    """``fragmentation_score``'s value and what it cost.
-
-    ``forward_passes``: examples sent through (part of) the network: every path point classified
-    by the part after ``layer``, plus both ends of every path through the part up to it when
-    ``layer`` is set (summed over the layers for ``layer="hidden"``). With adaptive counting it is
-    the number actually evaluated, not the dense grid's.
-    """
-
-    value: float
-    forward_passes: int
-
-
-def fragmentation_with_cost(model, inputs, labels, **parameters) -> FragmentationResult:
-    """``fragmentation_score(model, inputs, labels, **parameters)`` with the forward passes it made.
-
-    ``parameters`` are ``fragmentation_score``'s (its defaults for the rest); a TypeError names an
-    unknown one.
-    """
-    known = {name: parameter.default for name, parameter in inspect.signature(fragmentation_score).parameters.items()
-             if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
-    unknown = sorted(set(parameters) - set(known))
-    if unknown:
-        raise TypeError(f"fragmentation_score has no parameter(s) {', '.join(unknown)}")
-    return _fragmentation(model, inputs, labels, **{**known, **parameters})
-
-
-def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, aggregate, layer, seed, counting,
-                   coarse_points, refine_margin, statistic, normalize, neighbours, ends,
-                   batch_size) -> FragmentationResult:
     model = as_classifier(model)
     inputs = np.asarray(inputs, dtype=np.float32)
     labels = class_indices(labels)
@@ -204,11 +176,19 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
     if statistic == "changes_then_off_label" and normalize != "none":
         raise ValueError("statistic='changes_then_off_label' breaks ties between counts, so it needs "
                          "normalize='none' (counts per unit length are not multiples of 1 / n_pairs)")
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    if part != "whole" and (statistic != "changes" or normalize != "none"):
+        raise ValueError(f"part={part!r} counts changes on a stretch of each path, so it needs "
+                         "statistic='changes' and normalize='none'")
+    if part == "beyond" and not extend > 0:
+        raise ValueError("part='beyond' counts the changes beyond the two examples, so it needs extend > 0")
     layers = _measured_layers(model, layer)
     first, second = draw_pairs(model.canonical_layout(inputs), labels, pairs=pairs, n_pairs=n_pairs, seed=seed,
                                neighbours=neighbours)
     positions = path_positions(n_points, extend)
-    values, passes_before = [], model.forward_passes  # the classifier counts every pass below
+    counted = _counted_intervals(positions, part)
+    values = []
     if ends == "fitted":
         at_ends = path_classes(model, inputs[first], inputs[second], np.array([0.0, 1.0]), counting="dense",
                                batch_size=batch_size)
@@ -220,7 +200,8 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
                              coarse_points=coarse_points, refine_margin=refine_margin, batch_size=batch_size,
                              with_lengths=normalize == "length")
         classes = paths.classes
-        changes = class_changes(classes)
+        changes = class_changes(classes) if counted is None else np.sum(
+            (classes[:, 1:] != classes[:, :-1]) & counted, axis=1)
         if normalize == "length":
             span = paths.lengths * float(positions[-1] - positions[0])
             changes = np.divide(changes, span, out=np.zeros(len(changes)), where=span > 0)
@@ -233,7 +214,39 @@ def _fragmentation(model, inputs, labels, *, pairs, n_pairs, n_points, extend, a
         if statistic == "changes_then_off_label":
             value += off_label / (2 * (n_pairs + 1))
         values.append(value)
-    return FragmentationResult(float(np.mean(values)), model.forward_passes - passes_before)
+    return float(np.mean(values))
+
+
+def _counted_intervals(positions: np.ndarray, part: str) -> np.ndarray | None:
+    """Which grid intervals ``part`` counts (None: all). Interval ``k`` joins points ``k`` and ``k + 1``;
+    it is inside the segment when both lie in [0, 1]."""
+    if part == "whole":
+        return None
+    inside = (positions[:-1] >= 0) & (positions[1:] <= 1)
+    return inside if part == "inside" else ~inside
+
+
+@dataclass(frozen=True)
+class FragmentationResult:
+    """``fragmentation_score``'s value and what it cost.
+
+    ``forward_passes``: examples sent through (part of) the network: every path point classified
+    by the part after ``layer``, plus both ends of every path through the part up to it when
+    ``layer`` is set (summed over the layers for ``layer="hidden"``). With adaptive counting it is
+    the number actually evaluated, not the dense grid's.
+    """
+
+    value: float
+    forward_passes: int
+
+
+def fragmentation_with_cost(model, inputs, labels, **parameters) -> FragmentationResult:
+    """``fragmentation_score(model, inputs, labels, **parameters)`` with the forward passes it made,
+    as the classifier counted them (a TypeError names an unknown parameter)."""
+    classifier = as_classifier(model)
+    before = classifier.forward_passes
+    value = fragmentation_score(classifier, inputs, labels, **parameters)
+    return FragmentationResult(value, classifier.forward_passes - before)
 
 
 def _measured_layers(model: Classifier, layer) -> list:

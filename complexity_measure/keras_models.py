@@ -102,6 +102,9 @@ class KerasClassifier(Classifier):
     def weights(self) -> list[np.ndarray]:
         return [np.asarray(weights) for weights in self.model.get_weights()]
 
+    def _set_weights(self, weights):
+        self.model.set_weights(weights)
+
     def initial_weights(self) -> list[np.ndarray]:
         initial = self._initial_weights
         if initial is None:

@@ -197,6 +197,12 @@ class TorchClassifier(Classifier):
         BatchNorm's running statistics; not its integer batch counter), in its order."""
         return [self._numpy_exact(tensor) for tensor in self.module.state_dict().values() if tensor.is_floating_point()]
 
+    def _set_weights(self, weights):
+        tensors = [tensor for tensor in self.module.state_dict().values() if tensor.is_floating_point()]
+        with torch.no_grad():  # the state_dict's tensors share storage with the module's
+            for tensor, array in zip(tensors, weights):
+                tensor.copy_(torch.as_tensor(array))
+
     def initial_weights(self) -> list[np.ndarray]:
         initial = self._initial_weights
         if initial is None:
@@ -216,7 +222,8 @@ class TorchClassifier(Classifier):
 
     @staticmethod
     def _numpy_exact(tensor: torch.Tensor) -> np.ndarray:
-        return tensor.detach().to("cpu").numpy()
+        """A copy, never a view of the module's storage: a snapshot, as Keras's get_weights gives."""
+        return tensor.detach().to("cpu", copy=True).numpy()
 
     def _jacobian_norms(self, inputs, batch_size):
         with self._eval_mode():  # gradients are needed here: eval mode without inference mode

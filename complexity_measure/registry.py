@@ -278,6 +278,17 @@ register("fragmentation_fitted_davies_bouldin_quarter", combinations.fragmentati
 register("fragmentation_fitted_davies_bouldin_quarter_floor", combinations.fragmentation_times_davies_bouldin,
          "the default with its fragmentation factor floored at one path's worth (1/2048), so that a model "
          "with no class change keeps the index's order", ends="fitted", power=0.25, floor=1 / fragmentation.DEFAULT_N_PAIRS)
+# Registered after the depth mechanism's first look (docs/benchmark.md), before any run of the
+# fifth round: deeper VGGs change class more between the two examples of a path, at their initial
+# weights already, and not beyond them.
+register("fragmentation_fitted_beyond_davies_bouldin_quarter", combinations.fragmentation_times_davies_bouldin,
+         "the floored default counting only the class changes beyond the two examples of each path "
+         "(t < 0 or t > 1), where depth changes little", ends="fitted", part="beyond", power=0.25,
+         floor=1 / fragmentation.DEFAULT_N_PAIRS)
+register("fragmentation_fitted_relative_init_davies_bouldin_quarter", combinations.fragmentation_times_davies_bouldin,
+         "the floored default with its fragmentation factor divided by the same network's count at its initial "
+         "weights (the architecture's share taken out; needs weights_init.hdf5)", ends="fitted",
+         relative_to_initial=True, power=0.25, floor=1 / fragmentation.DEFAULT_N_PAIRS)
 
 # The starting kit's baselines and the output margin.
 register("distance_from_init", baselines.distance_from_initialization,

@@ -5,8 +5,11 @@ resumes a half-made one model by model, and with ``workers`` > 1 builds several 
 each in a process of its own with an equal share of the cores. Each task is still made by one
 process from its own seeds, as with one worker; the worker count changes only which process
 builds it and how many threads TensorFlow gives it. The thread count changes the order in which
-TensorFlow sums, so weights built by a worker differ from a one-worker build by float32
-round-off (~1e-9); the accuracies in ``model_configs.json`` came out identical in the tests.
+TensorFlow sums, so weights built with another thread count differ by float32 round-off (~1e-9)
+at first, and over 80 epochs of training that can grow into other models (a rebuilt VGG task's
+largest gap came out 0.191 instead of 0.194). A suite that must come out the same on every
+build fixes ``threads``: each task then trains in a worker process with that many threads,
+whatever ``workers`` is.
 """
 
 from __future__ import annotations
@@ -105,11 +108,14 @@ def _make_in_worker(task: TaskSpec, out_dir: str, progress: bool, threads: int) 
 
 
 def generate_suite(out_dir: str | os.PathLike, tasks: Sequence[TaskSpec], *, summary_name: str,
-                   workers: int = 1, progress: bool = True) -> list[dict[str, Any]]:
+                   workers: int = 1, progress: bool = True, threads: int | None = None) -> list[dict[str, Any]]:
     """Generate every task of ``tasks`` under ``out_dir``; return their summaries (see task_summary).
 
     Finished tasks are skipped, half-made ones resumed (make_task's resume). ``workers`` > 1 builds
-    that many tasks at once, each in its own process. Writes ``<out_dir>/<summary_name>`` (the
+    that many tasks at once, each in its own process. ``threads``, if given, is the TensorFlow
+    thread count of every task's training, so that the weights do not depend on ``workers`` or on
+    the machine's cores (each task is then built in a worker process, also with one worker);
+    otherwise workers share the cores equally and one worker trains in this process. Writes ``<out_dir>/<summary_name>`` (the
     summaries) at the end. Raises TaskGenerationError if a folder of the suite's name holds a task
     made with other settings, or if any task failed (after the others are finished).
     """
@@ -132,13 +138,13 @@ def generate_suite(out_dir: str | os.PathLike, tasks: Sequence[TaskSpec], *, sum
             state = "resuming" if task_dir.exists() else "generating"
             print(f"{prefix}: {state} {task.num_models()} models", file=sys.stderr)
         pending.append(task)
-    if workers == 1 or len(pending) <= 1:
+    if threads is None and (workers == 1 or len(pending) <= 1):
         from .generate import make_task  # TensorFlow is loaded only when a task needs training
 
         for task in pending:
             make_task(task.name, out_dir, resume=True, progress=progress, **task.make_task_arguments())
     else:
-        _generate_in_workers(out_dir, pending, workers, progress)
+        _generate_in_workers(out_dir, pending, workers, progress, threads)
     if progress and pending:
         print(f"{len(pending)} task(s) made in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     rows = [task_summary(out_dir / task.name) for task in tasks]
@@ -148,9 +154,11 @@ def generate_suite(out_dir: str | os.PathLike, tasks: Sequence[TaskSpec], *, sum
     return rows
 
 
-def _generate_in_workers(out_dir: Path, tasks: Sequence[TaskSpec], workers: int, progress: bool) -> None:
+def _generate_in_workers(out_dir: Path, tasks: Sequence[TaskSpec], workers: int, progress: bool,
+                         threads: int | None) -> None:
     workers = min(workers, len(tasks))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
     failures = []
     # spawn: a fresh interpreter per worker, never a fork of a process that may hold TensorFlow.
     context = multiprocessing.get_context("spawn")
@@ -171,11 +179,12 @@ def _generate_in_workers(out_dir: Path, tasks: Sequence[TaskSpec], workers: int,
 
 def suite_main(prog: str, description: str, suite: Sequence[TaskSpec], default_out: str, summary_name: str,
                argv: Sequence[str] | None = None,
-               alternatives: Mapping[str, tuple[str, Sequence[TaskSpec]]] | None = None) -> int:
+               alternatives: Mapping[str, tuple[str, Sequence[TaskSpec]]] | None = None,
+               threads: int | None = None) -> int:
     """The command line of a suite: generate it (or some of its tasks), or list it.
 
     ``alternatives``: other task lists kept beside the suite, ``{flag: (what they are, tasks)}``;
-    ``--flag`` builds (or lists) them instead of the suite.
+    ``--flag`` builds (or lists) them instead of the suite. ``threads``: see generate_suite.
     """
     alternatives = dict(alternatives or {})
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -206,7 +215,8 @@ def suite_main(prog: str, description: str, suite: Sequence[TaskSpec], default_o
                   f" {', '.join(task.varied_axes())}; n_train {task.n_train}, n_test {task.n_test}")
         return 0
     try:
-        generate_suite(args.out, tasks, summary_name=summary_name, workers=args.workers, progress=not args.quiet)
+        generate_suite(args.out, tasks, summary_name=summary_name, workers=args.workers, progress=not args.quiet,
+                       threads=threads)
     except TaskGenerationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

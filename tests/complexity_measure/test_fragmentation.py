@@ -453,7 +453,7 @@ def test_the_measure_reports_the_forward_passes_it_made(layer):
     assert result.forward_passes == evaluations.sum() + ends
     dense = fragmentation_with_cost(model, inputs, labels, n_pairs=40, layer=layer, counting="dense")
     assert dense.forward_passes == 40 * 17 + ends
-    with pytest.raises(TypeError, match="no parameter"):
+    with pytest.raises(TypeError, match="n_pair"):
         fragmentation_with_cost(model, inputs, labels, n_pair=40)
 
 
@@ -480,3 +480,36 @@ def test_fitted_ends_leave_the_training_error_out_of_the_count(keras):
         model, inputs, wrong, **options)
     with pytest.raises(ValueError, match="ends must be one of"):
         fragmentation_score(model, inputs, labels, ends="some")
+
+
+def test_changes_are_counted_inside_the_segment_or_beyond_its_ends(keras):
+    # A class change at every x = m - PHASE/pi (class 0 on (-0.03, 0.97) and (1.97, 2.97)). Same-class
+    # paths cross boundaries between their two examples (0.5 to 2.5) and beyond them (0.5 to 0.9:
+    # x from 0.3 to 1.1 crosses 0.97 beyond 0.9).
+    model = sine_classifier(keras, 1)
+    inputs = np.array([[0.5], [0.9], [2.5], [1.2], [1.5]], dtype=np.float32)
+    labels = np.array([0, 0, 0, 1, 1])
+    options = dict(n_pairs=300, n_points=65, counting="dense")
+    first, second = draw_pairs(inputs, labels, n_pairs=300)
+    a, b = inputs[first, 0].astype(np.float64), inputs[second, 0].astype(np.float64)
+    boundaries = np.arange(-5, 6) - PHASE / math.pi
+
+    def crossings(lo, hi):
+        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        return np.sum((boundaries[None, :] > lo[:, None]) & (boundaries[None, :] < hi[:, None]), axis=1)
+
+    inside = crossings(a, b)
+    beyond = crossings(a - 0.5 * (b - a), a) + crossings(b, b + 0.5 * (b - a))
+    assert inside.mean() > 0 and beyond.mean() > 0
+    assert fragmentation_score(model, inputs, labels, part="inside", **options) == pytest.approx(inside.mean())
+    assert fragmentation_score(model, inputs, labels, part="beyond", **options) == pytest.approx(beyond.mean())
+    assert fragmentation_score(model, inputs, labels, **options) == pytest.approx((inside + beyond).mean())
+    # With adaptive counting the two parts still add up to the whole path.
+    parts = [fragmentation_score(model, inputs, labels, n_pairs=300, part=part) for part in ("inside", "beyond")]
+    assert sum(parts) == pytest.approx(fragmentation_score(model, inputs, labels, n_pairs=300))
+    with pytest.raises(ValueError, match="extend > 0"):
+        fragmentation_score(model, inputs, labels, part="beyond", extend=0.0)
+    with pytest.raises(ValueError, match="part must be one of"):
+        fragmentation_score(model, inputs, labels, part="middle")
+    with pytest.raises(ValueError, match="statistic='changes'"):
+        fragmentation_score(model, inputs, labels, part="inside", statistic="off_label")

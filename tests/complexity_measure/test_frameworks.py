@@ -119,7 +119,7 @@ def test_the_paths_change_class_at_the_same_points(twins):
 
 
 # What each measure needs beyond the outputs; the rest of the zoo applies to every one of these networks.
-NEEDS_INITIAL_WEIGHTS = {"distance_from_init"}
+NEEDS_INITIAL_WEIGHTS = {"distance_from_init", "fragmentation_fitted_relative_init_davies_bouldin_quarter"}
 FAST = {"fragmentation", "davies_bouldin", DEFAULT_MEASURE, "fragmentation_penultimate", "fragmentation_hidden",
         "sparsity", "parameter_norm", "jacobian_norm", "natekar_sharma", "output_margin"}
 
@@ -151,6 +151,49 @@ def test_distance_from_initialization_with_recorded_initial_weights(twins):
     expected = get_measure("distance_from_init")(as_classifier(model, initial_weights=initial_keras), inputs, labels)
     actual = get_measure("distance_from_init")(as_classifier(module, initial_weights=initial_torch), inputs, labels)
     assert expected > 0 and actual == pytest.approx(expected, rel=1e-6)
+
+
+def halved(model, module):
+    """Initial weights for the twins: every weight array halved, in each framework's own order."""
+    return ([w * 0.5 for w in model.get_weights()],
+            {key: value * 0.5 if value.is_floating_point() else value for key, value in module.state_dict().items()})
+
+
+def test_the_initial_weights_are_set_inside_the_block_and_restored_after_it(twins):
+    _, model, module, inputs, labels = twins
+    initial_keras, initial_torch = halved(model, module)
+    for classifier in (as_classifier(model, initial_weights=initial_keras),
+                       as_classifier(module, initial_weights=initial_torch)):
+        trained = classifier.weights()
+        with pytest.raises(RuntimeError, match="inside"):
+            with classifier.at_initial_weights():
+                for now, start in zip(classifier.weights(), trained):
+                    np.testing.assert_array_equal(now, start * 0.5)
+                raise RuntimeError("inside")
+        for now, start in zip(classifier.weights(), trained):
+            np.testing.assert_array_equal(now, start)
+    with pytest.raises(ModelRefused, match="initial"):
+        with as_classifier(module).at_initial_weights():
+            pass
+
+
+def test_fragmentation_relative_to_initialisation_in_keras_and_pytorch(twins):
+    import tensorflow as tf
+    _, model, module, inputs, labels = twins
+    initial_keras, initial_torch = halved(model, module)
+    name = "fragmentation_fitted_relative_init_davies_bouldin_quarter"
+    keras_value = get_measure(name)(as_classifier(model, initial_weights=initial_keras), inputs, labels)
+    torch_value = get_measure(name)(as_classifier(module, initial_weights=initial_torch), channels_first(inputs), labels)
+    assert torch_value == pytest.approx(keras_value, rel=1e-2)
+    # What it computes, from a separate copy of the network at its initial weights.
+    copy = tf.keras.models.clone_model(model)
+    copy.set_weights(initial_keras)
+    floor = 1 / 2048
+    trained = max(get_measure("fragmentation_fitted")(model, inputs, labels), floor)
+    at_init = max(get_measure("fragmentation")(copy, inputs, labels), floor)
+    assert trained != at_init  # halving the weights moved the count: the division means something
+    expected = (trained / at_init) ** 0.25 * get_measure("davies_bouldin")(model, inputs, labels)
+    assert keras_value == pytest.approx(expected, rel=1e-9)
 
 
 def test_a_callable_wrapping_a_keras_model_gives_its_fragmentation():

@@ -117,3 +117,22 @@ def test_two_workers_build_the_same_tasks_as_one(tmp_path, capfd):
                 for name in names:
                     if isinstance(a[name], h5py.Dataset):
                         np.testing.assert_allclose(a[name][()], b[name][()], rtol=1e-5, atol=1e-7)
+
+
+def test_every_task_trains_with_one_thread_whatever_the_worker_count(monkeypatch, tmp_path):
+    """A rebuild gives the same models only with the same thread count: the suites fix it at one,
+    in a worker process even with one worker (TensorFlow's threads are set before it starts)."""
+    from pgdl_harness.taskgen import suite
+
+    calls = []
+
+    def record(out_dir, tasks, workers, progress, threads):
+        calls.append((workers, threads, [task.name for task in tasks]))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(suite, "_generate_in_workers", record)
+    for workers in ("1", "2"):
+        with pytest.raises(SystemExit):
+            main(["--out", str(tmp_path), "--task", "bench_mlp_wide_colour", "--workers", workers, "--quiet"])
+    assert calls == [(1, 1, ["bench_mlp_wide_colour"]), (2, 1, ["bench_mlp_wide_colour"])]
+    assert not any(tmp_path.iterdir())  # nothing was trained
