@@ -194,7 +194,7 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
         cache.record_key(run_keys[label], keys[label])
     # The kit's clock: seconds spent on the task's models so far (a cached model counts what it took).
     todo = {model_id for model_id, _ in jobs}
-    spent = sum(_slowest(results, model_id).seconds for model_id in model_ids if model_id not in todo)
+    spent = sum(_cached_seconds(results, model_id) for model_id in model_ids if model_id not in todo)
     name = next(iter(runs)) if len(runs) == 1 else f"{len(runs)} measures"
     bar = tqdm(desc=f"{task.name} · {name}", unit="model", disable=not progress,
                initial=len(model_ids) - len(jobs), total=len(model_ids))
@@ -262,9 +262,11 @@ def _in_task_order(results: Mapping[str, Mapping[str, ModelResult]], model_ids: 
             for label, done in results.items()}
 
 
-def _slowest(results: Mapping[str, Mapping[str, ModelResult]], model_id: str) -> ModelResult:
-    """The model's cached result that took longest (what the kit's clock would have counted)."""
-    return max((done[model_id] for done in results.values() if model_id in done), key=lambda r: r.seconds)
+def _cached_seconds(results: Mapping[str, Mapping[str, ModelResult]], model_id: str) -> float:
+    """What the kit's clock counts for a model measured before: its slowest cached value's seconds,
+    0 for a model whose every measure failed (a failure is cached without a time, and counts 0 when
+    it happens too)."""
+    return max((done[model_id].seconds for done in results.values() if model_id in done), default=0.0)
 
 
 def _data_fingerprint(task: Task) -> str:

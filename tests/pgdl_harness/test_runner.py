@@ -46,6 +46,26 @@ def test_an_interrupted_run_resumes_without_recomputing(toy_task, tmp_path):
     assert {r.value for r in results.values()} == {9.0}
 
 
+def test_an_interrupted_run_resumes_past_a_cached_failure(toy_task, tmp_path):
+    """The kit's clock counts a model whose cached record is a failure (no time) as 0 s."""
+    seen = []
+
+    def broken_first(model, inputs, labels):
+        seen.append(model.count_params())
+        if len(seen) == 1:
+            raise ValueError("broken")
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return float(len(seen))
+
+    with pytest.raises(KeyboardInterrupt):
+        run_measures(toy_task, {"broken": broken_first}, tmp_path, progress=False)
+    run = run_measures(toy_task, {"broken": broken_first}, tmp_path, progress=False, budget=1e6)
+    assert list(run.failures["broken"]) == ["model_0"] and run.cached_failures == {"broken": 1}
+    assert sorted(run.results["broken"]) == sorted(toy_task.model_ids[1:]) and run.reused == {"broken": 1}
+    assert len(seen) == 3 + 16 and run.exceeded == []
+
+
 def test_a_failing_model_is_recorded_and_the_run_goes_on(toy_task, tmp_path):
     def fails_on_deep_models(model, inputs, labels):
         if len(model.layers) > 3:
