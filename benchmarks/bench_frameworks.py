@@ -12,6 +12,10 @@ agree between frameworks (printed beside), so the rows time the same work.
 
 Timings on shared machines vary by ~30% from run to run: read the ratios within one run.
 Run: `make bench` (this is its last part), or `python benchmarks/bench_frameworks.py [--device cuda]`.
+
+On a machine with PyTorch but without TensorFlow (a GPU machine, say): ``--export DIR`` here writes
+the PyTorch ports (``torch.save``) and the Keras values; ``--torch-from DIR --device cuda`` there
+prints the PyTorch rows on that device and on its CPU, with the Keras values beside.
 """
 
 import argparse
@@ -78,9 +82,13 @@ def measure_row(model, inputs, labels, images_per_second) -> dict:
             "davies_bouldin_seconds": index_seconds, "davies_bouldin": index_value}
 
 
+ARCHITECTURES = ("task1-like VGG", "task2-like NiN")
+
+
 def architectures():
+    """The builders of ``ARCHITECTURES`` (importing them imports TensorFlow)."""
     from benchmarks.bench_fragmentation import task1_like_vgg, task2_like_nin
-    return {"task1-like VGG": task1_like_vgg, "task2-like NiN": task2_like_nin}
+    return dict(zip(ARCHITECTURES, (task1_like_vgg, task2_like_nin)))
 
 
 def data(n=2000):
@@ -118,6 +126,50 @@ def tensorflow_and_torch_rows(device: str) -> dict:
     return rows
 
 
+def slug(name: str) -> str:
+    return name.replace(" ", "_").replace("-", "_")
+
+
+def export(folder: Path) -> None:
+    """The PyTorch ports of the architectures (whole modules, ``torch.save``) and the Keras values."""
+    import torch
+    from pgdl_harness.torch_port import torch_port
+
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs, labels = data()
+    reference = {}
+    for name, build in architectures().items():
+        model = build()
+        torch.save(torch_port(model), folder / f"{slug(name)}.pt")
+        reference[name] = {measure: get_measure(measure)(model, inputs, labels)
+                           for measure in ("fragmentation", DEFAULT_MEASURE, "davies_bouldin")}
+    (folder / "reference.json").write_text(json.dumps(reference, indent=1))
+
+
+def torch_rows(folder: Path, devices) -> dict:
+    """The PyTorch rows of the exported ports on each device, and the Keras values as a row of their own."""
+    import torch
+
+    inputs, labels = data()
+    torch_inputs = np.ascontiguousarray(np.moveaxis(inputs, -1, 1))
+    reference = json.loads((folder / "reference.json").read_text())
+    rows = {}
+    for name in ARCHITECTURES:
+        for device in devices:
+            module = torch.load(folder / f"{slug(name)}.pt", weights_only=False).to(device)
+            batch = torch.as_tensor(torch_inputs[:DEFAULT_BATCH_SIZE], device=device)
+
+            def torch_call(batch):
+                with torch.inference_mode():
+                    return module(batch).cpu().numpy()
+
+            label = f"PyTorch ({torch.cuda.get_device_name(0) if device == 'cuda' else device})"
+            rows[(name, label)] = measure_row(module, torch_inputs, labels, forward_throughput(torch_call, batch))
+        print(f"{name}, Keras on TensorFlow (exported): fragmentation {reference[name]['fragmentation']:.4f}, "
+              f"default {reference[name][DEFAULT_MEASURE]:.4f}, davies_bouldin {reference[name]['davies_bouldin']:.4f}")
+    return rows
+
+
 def keras_jax_row(name: str, weights: Path) -> dict:
     """The same row for Keras 3 on JAX, from a subprocess (the backend is fixed when Keras is imported)."""
     done = subprocess.run([sys.executable, __file__, "--jax-row", name, str(weights)], capture_output=True, text=True,
@@ -144,10 +196,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="PyTorch device of the port (cpu, cuda)")
     parser.add_argument("--jax-row", nargs=2, metavar=("ARCHITECTURE", "WEIGHTS"), help=argparse.SUPPRESS)
+    parser.add_argument("--export", type=Path, metavar="DIR", help="write the PyTorch ports and Keras values, and stop")
+    parser.add_argument("--torch-from", type=Path, metavar="DIR",
+                        help="PyTorch rows only, from --export's folder, on --device and on the CPU (no TensorFlow)")
     arguments = parser.parse_args()
     if arguments.jax_row:
         return jax_row(arguments.jax_row[0], Path(arguments.jax_row[1]))
-    rows = tensorflow_and_torch_rows(arguments.device)
+    if arguments.export:
+        return export(arguments.export)
+    if arguments.torch_from:
+        rows = torch_rows(arguments.torch_from, list(dict.fromkeys([arguments.device, "cpu"])))
+    else:
+        rows = tensorflow_and_torch_rows(arguments.device)
+    print_rows(rows)
+
+
+def print_rows(rows: dict) -> None:
     print("\nframeworks: fragmentation against each framework's own batched forward pass, random weights, "
           "2,000 examples at 32x32x3 (dense: 256 paths x 17 points; adaptive: the defaults)")
     print(f"{'network':<16} {'framework':<22} {'forward img/s':>13} {'dense':>6} {'adaptive eval/s':>15} "
