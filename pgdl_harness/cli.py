@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import HarnessError
+from .errors import HarnessError, OptionError
 from .quiet import import_tensorflow
 from .uncertainty import DEFAULT_DRAWS
 
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         import_tensorflow(verbose=getattr(args, "verbose", False))
     try:
         return args.run(args)
+    except OptionError as error:  # a value the library cannot take, named by this command's flag for it
+        print(f"error: {_flag(args, error.option)} {error.problem}", file=sys.stderr)
+        return EXIT_ERROR
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -42,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: every value computed so far is cached; run the same command again "
               "to resume", file=sys.stderr)
         return 130
+
+
+def _flag(args, option: str) -> str:
+    """The flag of the command ``args`` were parsed for that sets the library's ``option``
+    (``model_timeout``: ``--model-timeout``, as argparse names its destinations), or ``option`` itself
+    where the command has no such flag."""
+    return "--" + option.replace("_", "-") if hasattr(args, option) else option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,19 +264,21 @@ def run_score(args) -> int:
         measure = _measure_with_params(args.measure, args.param)
         label, max_examples = args.measure, args.max_examples or DEFAULT_MAX_EXAMPLES
     _refuse_unscorable(tasks)
-    reports = []
+    reports, runs = [], []
     with _engine(args) as engine:
         for task, run in run_tasks(tasks, {label: measure}, args.out, fresh=args.fresh, max_examples=max_examples,
                                    progress=not args.no_progress, budget=args.budget, engine=engine,
                                    **_run_options(args)):
             if isinstance(run, HarnessError):  # the task's data cannot be read: the other tasks go on
-                print(f"failed: {run}", file=sys.stderr)
-                reports.append(TaskReport(task.name, label, 0, note=f"failed: {run}"))
+                reason = _task_failure(run)
+                print(f"failed: {reason}", file=sys.stderr)
+                reports.append(TaskReport(task.name, label, 0, note=f"failed: {reason}"))
                 continue
+            runs.append(run)
             write_run_files(run, label, args.out, partial=args.partial)
             reports.append(report_run(run, label, null=args.null, bootstrap=args.bootstrap))
     _finish(reports, args.out, args.report)
-    return _exit_code(reports)
+    return _exit_code(reports, hints=_failure_hints(runs, engine))
 
 
 def _measure_with_params(name: str, texts: list[str]):
@@ -278,15 +290,18 @@ def _measure_with_params(name: str, texts: list[str]):
         raise HarnessError(error.args[0]) from None  # KeyError's str() would quote the message
 
 
-def _exit_code(reports, lost_tasks: Sequence[str] = ()) -> int:
+def _exit_code(reports, lost_tasks: Sequence[str] = (), hints: Sequence[str] = ()) -> int:
     """Non-zero when something asked for was not produced, each thing listed with its one-line reason:
-    a model that failed, a report without any score (its task could not be read or scored), and
-    ``lost_tasks`` (why each task that has no report at all was lost)."""
+    a model that failed (then ``hints``, what the flags can do about the failures), a report without
+    any score (its task could not be read or scored), and ``lost_tasks`` (why each task that has no
+    report at all was lost)."""
     failures = [(report.task, model_id, reason) for report in reports for model_id, reason in report.failed.items()]
     if failures:
         print(f"\n{len(failures)} model(s) failed (their tasks are incomplete and have no CMI):", file=sys.stderr)
         for task, model_id, reason in failures:
             print(f"  {task}/{model_id}: {reason}", file=sys.stderr)
+        for hint in hints:
+            print(hint, file=sys.stderr)
     unscored = [f"{report.task} ({report.measure}): {report.note.removeprefix('not scored: ')}" for report in reports
                 if not report.failed and report.cmi is None and report.kendall_tau is None]
     unscored += list(lost_tasks)
@@ -295,6 +310,29 @@ def _exit_code(reports, lost_tasks: Sequence[str] = ()) -> int:
         for reason in unscored:
             print(f"  {reason}", file=sys.stderr)
     return EXIT_FAILED_MODELS if failures or unscored else 0
+
+
+def _failure_hints(runs, engine) -> list[str]:
+    """What this command's flags can do about the failures of ``runs`` (``TaskRun``s measured by
+    ``engine``): measure the cached ones again, give the timed-out ones longer."""
+    from .runner import CACHED_MARK
+    from .workers import WorkerEngine
+
+    hints = []
+    if any(count for run in runs for count in run.cached_failures.values()):
+        hints.append(f"a failure marked {CACHED_MARK} was read from an earlier run's cache: --retry-failed "
+                     f"measures those models again")
+    if isinstance(engine, WorkerEngine) and engine.timed_out:
+        hints.append(f"{engine.timed_out} model(s) ran past --model-timeout {engine.model_timeout:g}: a larger "
+                     f"value gives them longer")
+    return hints
+
+
+def _task_failure(error: HarnessError) -> str:
+    """Why a task was lost, as this command says it: a worker that cannot start is avoided with ``--workers 1``."""
+    from .workers import WorkerStartError
+
+    return f"{error}; --workers 1 measures in this process" if isinstance(error, WorkerStartError) else str(error)
 
 
 def _refuse_unscorable(tasks, *, cmi: bool = False) -> None:
@@ -365,17 +403,19 @@ def run_compare(args) -> int:
     measures = {label.name: measure for label, measure in labelled.items()}
     _refuse_unscorable(tasks)
     if not args.no_figures:  # found missing now, not once every model has been measured
+        from .figures import pyplot
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise HarnessError("figures need matplotlib: pip install -e '.[plots]' (or pass --no-figures)") from None
+            pyplot()
+        except ImportError as error:
+            raise HarnessError(f"{error} (or pass --no-figures)") from None
     results, lost = {}, []
     with _engine(args) as engine:
         for task, run in run_tasks(tasks, measures, args.out, fresh=args.fresh, max_examples=args.max_examples,
                                    progress=not args.no_progress, engine=engine, **_run_options(args)):
             if isinstance(run, HarnessError):  # the task's data cannot be read: the other tasks go on
-                print(f"failed: {run}", file=sys.stderr)
-                lost.append(f"{task.name}: failed: {run}")
+                reason = _task_failure(run)
+                print(f"failed: {reason}", file=sys.stderr)
+                lost.append(f"{task.name}: failed: {reason}")
             else:
                 results[task] = run
     comparison = compare_runs(results, {label.name: label for label in labelled}, null=args.null,
@@ -387,12 +427,12 @@ def run_compare(args) -> int:
     print((args.out / "comparison.md").read_text())
     print("wrote: " + ", ".join(str(path) for path in written if path.suffix == ".md" or path.suffix == ".csv")
           + f" and {sum(path.suffix == '.predict' for path in written)} .predict files")
-    return _exit_code(reports, lost)
+    return _exit_code(reports, lost, _failure_hints(results.values(), engine))
 
 
 def run_select(args) -> int:
     from .outputs import write_selection
-    from .selection import run_selection, selection_markdown
+    from .selection import UnknownFamilyError, run_selection, selection_markdown
     from .tasks import find_tasks
 
     families = {}
@@ -406,6 +446,8 @@ def run_select(args) -> int:
     try:
         selection = run_selection(tasks, args.results, args.candidates, args.fixed, reference=args.reference,
                                   families=families, bootstrap=args.bootstrap or 1, null=args.null)
+    except UnknownFamilyError as error:
+        raise HarnessError(f"{error}; give it with --family {error.task}=NAME") from None
     except ValueError as error:  # a .predict file the task's models cannot be scored with (scoring's one line)
         raise HarnessError(f"cannot score the predictions in {args.results}: {error}") from None
     text = selection_markdown(selection, args.reference)

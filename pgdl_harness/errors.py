@@ -3,3 +3,16 @@
 
 class HarnessError(Exception):
     """Base of the errors the CLI reports as a one-line message instead of a traceback."""
+
+
+class OptionError(HarnessError):
+    """An option of a harness call has a value it cannot take.
+
+    ``option`` is the option's keyword (``"workers"``), ``problem`` what is wrong with its value
+    ("must be 1 or more, got 0"); the message is the two together. A front end that knows the
+    option by another name (the CLI's ``--workers``) words the message with that name.
+    """
+
+    def __init__(self, option: str, problem: str):
+        super().__init__(f"{option} {problem}")
+        self.option, self.problem = option, problem

@@ -16,13 +16,14 @@ from .scoring import SCORE_DEFINITIONS, SCORES, generalization_gaps
 from .tasks import Task
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's ``pyplot`` on the file-only Agg backend; ImportError naming the extra that installs it."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("figures need matplotlib: pip install -e '.[plots]' (or pass --no-figures)") from None
+        raise ImportError("figures need matplotlib: pip install -e '.[plots]'") from None
     return plt
 
 
@@ -30,7 +31,7 @@ def plot_over_tasks(frame: pd.DataFrame, mean_interval: pd.DataFrame, path: Path
     """``path``: per score (CMI, tau) each measure's mean over tasks with its 95% interval, and its
     score on each task as a small dot, best mean at the top; the dashed line is the mean chance
     level of random measures. The evidence for choosing a measure, in one figure."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [(score.name, score.title) for score in SCORES if score.name in PAIRED_SCORES]
     order = list(score_table(frame, "cmi").index)
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 0.32 * len(order) + 1.4),
@@ -72,7 +73,7 @@ def plot_task(task: Task, by_measure: dict[str, list[dict]], frame: pd.DataFrame
     the seeds' values (min to max); the title gives the score with its spread, its 95% bootstrap
     interval and the task's chance level.
     """
-    plt = _pyplot()
+    plt = pyplot()
     gaps = generalization_gaps(task.model_specs())
     names = list(by_measure)
     columns = min(4, len(names))

@@ -79,7 +79,7 @@ class RayEngine:
         try:
             import ray
         except ImportError:
-            raise HarnessError("--engine ray needs Ray: pip install -e '.[ray]'") from None
+            raise HarnessError("the Ray engine needs Ray: pip install -e '.[ray]'") from None
         self._ray = ray
         self.task_cpus, self.task_gpus = task_cpus, task_gpus
         self._started = False

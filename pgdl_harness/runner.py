@@ -35,6 +35,11 @@ from .scoring import EXCEEDED
 from .task_run import TaskRun
 from .tasks import Task
 
+# Ends the reason of a failure read from the cache rather than met in this run (``retry_failed``
+# measures such a model again).
+CACHED_MARK = "(cached)"
+
+
 class MeasureError(HarnessError):
     """A measure failed on a model, or returned something that is not a finite number."""
 
@@ -180,7 +185,7 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
     for label, reasons in failed.items():
         for model_id in model_ids:
             if model_id in reasons:
-                run.failures[label][model_id] = f"{reasons[model_id]} (cached; --retry-failed measures it again)"
+                run.failures[label][model_id] = f"{reasons[model_id]} {CACHED_MARK}"
 
     # Only what the cache lacks is sent out: per model, the measures it has no value or failure of.
     jobs = [(model_id, [label for label in runs if model_id not in results[label] and model_id not in failed[label]])

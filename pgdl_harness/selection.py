@@ -124,14 +124,22 @@ def held_out_summary(folds: Sequence[Fold], scores: Mapping[str, pd.DataFrame],
     return pd.DataFrame(rows)
 
 
+class UnknownFamilyError(HarnessError):
+    """A task's model family is neither given nor readable from its ``generation_log.json``;
+    ``task`` is the task's name (``run_selection`` takes its family in ``families``)."""
+
+    def __init__(self, message: str, task: str):
+        super().__init__(message)
+        self.task = task
+
+
 def task_family(task: Task) -> str:
-    """A generated task's model family, from its ``generation_log.json``."""
+    """A generated task's model family, from its ``generation_log.json``; ``UnknownFamilyError`` if unreadable."""
     log = task.folder / "generation_log.json"
     try:
         return json.loads(log.read_text())["spec"]["family"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise HarnessError(f"{log}: cannot read the task's family ({error}); give it with --family "
-                           f"{task.name}=NAME") from None
+        raise UnknownFamilyError(f"{log}: cannot read the task's family ({error})", task.name) from None
 
 
 def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence[str], fixed: Sequence[str], *,
@@ -141,7 +149,8 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
 
     ``candidates`` are chosen among by mean CMI (leave one family out); ``fixed`` measures are
     reported on the same tasks without any choice; ``reference`` (a candidate or fixed measure,
-    usually the current default) is what the paired columns compare with.
+    usually the current default) is what the paired columns compare with. ``families``: a task's
+    family by task name; a task not in it is read with ``task_family``.
     """
     families = {task.name: (families or {}).get(task.name) or task_family(task) for task in tasks}
     measures = list(dict.fromkeys([*candidates, *fixed, reference]))

@@ -19,7 +19,8 @@ class TaskRun:
 
     ``results``: values by model id (the models that have one, in the task's order);
     ``failures``: one-line reasons by model id (``cached_failures``: how many of them were read from
-    the cache rather than met in this run); ``exceeded``: models left unmeasured when the time
+    the cache rather than met in this run, their reasons ending in ``runner.CACHED_MARK``;
+    ``retry_failed`` measures those models again); ``exceeded``: models left unmeasured when the time
     budget ran out; ``reused``/``recomputed``: how many values came from the cache, and how many
     cached values were not reused because their key differed; ``keys``: each label's run key;
     ``workers``: how many models each engine worker measured in this run.

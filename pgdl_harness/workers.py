@@ -30,7 +30,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from .errors import HarnessError
+from .errors import HarnessError, OptionError
 from .quiet import run_after_tensorflow
 from .runner import MeasureRun, ModelOutcome, measure_model, process_name
 from .tasks import Task
@@ -79,7 +79,8 @@ class WorkerEngine:
     its worker is stopped and the model reported as failed; None waits as long as it takes.
     ``threads``: TensorFlow and BLAS threads per worker (default: the machine's cores shared out).
     ``verbose``: let the workers show TensorFlow's start-up lines. Use as a context manager (or
-    call ``close``) to stop the workers.
+    call ``close``) to stop the workers. ``replaced`` counts the workers replaced so far (after a
+    crash or a timeout), ``timed_out`` the models stopped for running past ``model_timeout``.
     """
 
     name = "workers"
@@ -87,9 +88,9 @@ class WorkerEngine:
     def __init__(self, workers: int, *, model_timeout: float | None = None, threads: int | None = None,
                  verbose: bool = False):
         if workers < 1:
-            raise HarnessError(f"--workers must be 1 or more, got {workers}")
+            raise OptionError("workers", f"must be 1 or more, got {workers}")
         if model_timeout is not None and not model_timeout > 0:
-            raise HarnessError(f"--model-timeout must be a positive number of seconds, got {model_timeout}")
+            raise OptionError("model_timeout", f"must be a positive number of seconds, got {model_timeout}")
         self.workers = workers
         self.model_timeout = model_timeout
         self.threads = threads or max(1, machine_cores() // workers)
@@ -97,6 +98,7 @@ class WorkerEngine:
         self._context = multiprocessing.get_context("spawn")
         self._pool: list[_Worker] = []
         self.replaced = 0  # workers replaced after a crash or a timeout
+        self.timed_out = 0  # models stopped for running past model_timeout
 
     def close(self) -> None:
         """Stop every worker (asked first, killed if it does not exit)."""
@@ -150,8 +152,7 @@ class WorkerEngine:
                             raise WorkerStartError(
                                 f"a worker process could not start ({describe_exit(worker.process.exitcode)}, "
                                 f"before it measured anything; a script that starts workers must guard its "
-                                f"top-level code with `if __name__ == '__main__':`); --workers 1 measures in "
-                                f"this process")
+                                f"top-level code with `if __name__ == '__main__':`)")
                         reason = self._lost(worker, model_id, timed_out=worker.process.is_alive())
                         outcome = ModelOutcome(model_id, failures=dict.fromkeys(
                             needed, f"{task.model_folder(model_id)}: {reason}"), where=worker.where)
@@ -171,8 +172,8 @@ class WorkerEngine:
         """Replace a worker that died or overran on ``model_id``; the one-line reason."""
         if timed_out:
             worker.kill()
-            reason = (f"took longer than the model timeout of {self.model_timeout:g} s (--model-timeout); "
-                      f"its worker was stopped")
+            reason = f"took longer than the model timeout of {self.model_timeout:g} s; its worker was stopped"
+            self.timed_out += 1
         else:
             worker.process.join()
             reason = f"{describe_exit(worker.process.exitcode)} while measuring {model_id}"

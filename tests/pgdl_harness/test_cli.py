@@ -152,6 +152,23 @@ def test_max_parameters_refuses_every_larger_model(tmp_path, toy_task):
     assert "model_0/config.json: the layers would hold" in failed["model_0"]
 
 
+def test_cached_failures_are_marked_and_the_flag_that_measures_them_again_is_named(tmp_path, capsys):
+    arguments = ["score", "--data", str(DATA), "--task", "toy_data", "--measure", "parameter_norm", "--out",
+                 str(tmp_path), "--no-progress", "--max-parameters", "10", "--report", str(tmp_path / "r.json")]
+    assert main(arguments) == 1
+    first = capsys.readouterr().err
+    assert "(cached)" not in first and "--retry-failed" not in first
+    assert main(arguments) == 1
+    again = capsys.readouterr().err
+    failed = json.loads((tmp_path / "r.json").read_text())["toy_data"]["failed"]
+    assert all(reason.endswith("refused before building (cached)") for reason in failed.values()) and len(failed) == 18
+    assert again.rstrip().endswith("a failure marked (cached) was read from an earlier run's cache: --retry-failed "
+                                   "measures those models again")
+    assert main([*arguments, "--retry-failed"]) == 1
+    retried = capsys.readouterr().err
+    assert "(cached)" not in retried and "--retry-failed" not in retried
+
+
 def test_model_timeout_needs_worker_processes(tmp_path, capsys):
     assert main(["score", "--data", str(DATA), "--task", "toy_data", "--measure", "parameter_norm", "--out",
                  str(tmp_path), "--workers", "1", "--model-timeout", "5"]) == 2
@@ -172,7 +189,7 @@ def complexity(model, dataset):
 
 
 @pytest.mark.slow
-def test_model_timeout_through_the_cli_loses_only_the_model_past_it(tmp_path, monkeypatch, toy_task):
+def test_model_timeout_through_the_cli_loses_only_the_model_past_it(tmp_path, monkeypatch, toy_task, capsys):
     # Every model runs under the timeout here, so it is generous (30 s against well under a second
     # a model, and a worker's start): a busy machine cannot make a healthy model miss it.
     submission = tmp_path / "hangs_once"
@@ -185,6 +202,7 @@ def test_model_timeout_through_the_cli_loses_only_the_model_past_it(tmp_path, mo
                  "--report", str(tmp_path / "r.json")])
     assert code == 1
     failed = json.loads((tmp_path / "r.json").read_text())["toy_data"]["failed"]
-    assert len(failed) == 1 and "30" in next(iter(failed.values()))
+    assert len(failed) == 1 and "took longer than the model timeout of 30 s" in next(iter(failed.values()))
+    assert "1 model(s) ran past --model-timeout 30: a larger value gives them longer" in capsys.readouterr().err
     values = json.loads((out / "toy_data.partial.predict").read_text())
     assert len(values) == len(toy_task.model_ids) - 1 and set(values).isdisjoint(failed)

@@ -141,6 +141,7 @@ def test_every_fault_is_isolated_and_named(broken_task, intact_values, tmp_path,
                  "--report", str(tmp_path / "r.json")]
     assert main(arguments) == 1
     err = capsys.readouterr().err
+    assert "(cached)" not in err and "--retry-failed" not in err
     report = json.loads((tmp_path / "r.json").read_text())["toy_data"]
     assert sorted(report["failed"]) == sorted(FAULTS)
     for model_id, (_, reason) in FAULTS.items():
@@ -167,6 +168,7 @@ def test_every_fault_is_isolated_and_named(broken_task, intact_values, tmp_path,
 
     # --partial writes what there is under a name the scorer does not read; nothing is recomputed.
     assert main([*arguments, "--partial"]) == 1
+    assert "--retry-failed measures those models again" in capsys.readouterr().err
     partial = json.loads((out / "toy_data.partial.predict").read_text())
     assert partial == {m: intact_values[m] for m in healthy}
     companion = json.loads((out / "toy_data.predict.json").read_text())

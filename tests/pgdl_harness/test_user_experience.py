@@ -207,6 +207,18 @@ def test_select_refuses_a_task_that_cannot_be_scored(tmp_path, capsys):
     assert not (results / "selection.md").exists()
 
 
+def test_select_names_the_flag_that_gives_a_family_it_cannot_read(tmp_path, capsys):
+    root, results = tmp_path / "data", tmp_path / "results"
+    for name in ("a", "b"):
+        _copy_toy_task(root, name)
+    _compare_results(root, results)
+    assert main(["select", "--data", str(root), "--results", str(results), "--candidates", "good", "backwards",
+                 "--reference", "good", "--family", "a=one", "--bootstrap", "5", "--null", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {root / 'b' / 'generation_log.json'}: cannot read the task's family (")
+    assert err.endswith("); give it with --family b=NAME\n") and err.count("\n") == 1
+
+
 def test_select_refuses_a_task_without_cmi(tmp_path, capsys):
     root, results = tmp_path / "data", tmp_path / "results"
     for name in ("a", "b"):

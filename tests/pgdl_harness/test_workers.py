@@ -12,15 +12,41 @@ import shutil
 import pytest
 
 from pgdl_harness.cli import main
+from pgdl_harness.errors import OptionError
 from pgdl_harness.loading import build_model, load_arrays, load_model
 from pgdl_harness.runner import MeasureRun, run_measures
 from pgdl_harness.tasks import find_tasks
-from pgdl_harness.workers import WorkerEngine, describe_exit
+from pgdl_harness.workers import WorkerEngine, WorkerStartError, describe_exit
 
 from ..conftest import DATA, TOY_TASK
 from . import fault_measures
 
 CHEAP = ["--param", "n_pairs=8", "--param", "n_points=5"]
+
+
+def test_bad_options_are_named_by_their_keyword_in_the_library_and_by_their_flag_in_the_cli(tmp_path, capsys):
+    for options, option, problem in [({"workers": 0}, "workers", "must be 1 or more, got 0"),
+                                     ({"workers": 2, "model_timeout": 0}, "model_timeout",
+                                      "must be a positive number of seconds, got 0")]:
+        with pytest.raises(OptionError) as raised:
+            WorkerEngine(**options)
+        assert (raised.value.option, raised.value.problem, str(raised.value)) == (option, problem, f"{option} {problem}")
+    arguments = ["score", "--data", str(DATA), "--task", "toy_data", "--measure", "parameter_norm", "--out",
+                 str(tmp_path), "--no-progress"]
+    assert main([*arguments, "--workers", "0"]) == 2
+    assert capsys.readouterr().err == "error: --workers must be 1 or more, got 0\n"
+    assert main([*arguments, "--workers", "2", "--model-timeout", "-1"]) == 2
+    assert capsys.readouterr().err == "error: --model-timeout must be a positive number of seconds, got -1.0\n"
+    assert not tmp_path.joinpath("cache").exists()
+
+
+def test_a_worker_that_cannot_start_is_worded_with_the_flag_that_avoids_workers():
+    from pgdl_harness.cli import _task_failure
+    from pgdl_harness.errors import HarnessError
+
+    assert _task_failure(WorkerStartError("a worker process could not start (...)")) == (
+        "a worker process could not start (...); --workers 1 measures in this process")
+    assert _task_failure(HarnessError("shard_1.tfrecord: truncated")) == "shard_1.tfrecord: truncated"
 
 
 def test_exit_codes_are_described_by_their_signal():
@@ -73,12 +99,12 @@ def test_a_model_past_the_timeout_loses_only_itself(tmp_path):
     runs = {"faulty": MeasureRun.of("faulty", fault_measures.kill_or_hang)}
     with WorkerEngine(1, model_timeout=1) as engine:
         [hung] = engine.outcomes(task, [("model_5", ["faulty"])], runs, inputs, labels)
-        assert engine.replaced == 1
+        assert engine.replaced == 1 and engine.timed_out == 1
         engine.model_timeout = None  # the replacement worker measures the next model, untimed
         [healthy] = engine.outcomes(task, [("model_0", ["faulty"])], runs, inputs, labels)
+        assert engine.timed_out == 1
     assert hung.values == {} and hung.failures == {"faulty": f"{task.model_folder('model_5')}: took longer than "
-                                                             f"the model timeout of 1 s (--model-timeout); its "
-                                                             f"worker was stopped"}
+                                                             f"the model timeout of 1 s; its worker was stopped"}
     width = fault_measures.first_width(load_model(task.model_folder("model_0")))
     assert healthy.values["faulty"][0] == pytest.approx(width + float(inputs[0, 0]), rel=1e-6)
     assert healthy.where != hung.where  # a new worker
@@ -90,7 +116,7 @@ def test_a_killed_and_an_oversized_model_lose_only_themselves(hostile_task, tmp_
     out = tmp_path / "out"
     with WorkerEngine(2) as engine:
         run = run_measures(hostile_task, measures, out, engine=engine, progress=False)
-        assert engine.replaced == 1
+        assert engine.replaced == 1 and engine.timed_out == 0
     failures = run.failures["faulty"]
     assert sorted(failures) == ["model_3", "model_7"]
     assert failures["model_3"].endswith("model_3: worker killed by signal 9 (SIGKILL) while measuring model_3")
@@ -109,8 +135,7 @@ def test_a_killed_and_an_oversized_model_lose_only_themselves(hostile_task, tmp_
         assert engine.replaced == 0
     assert again.workers == {} and again.cached_failures == {"faulty": 2}
     assert sorted(again.failures["faulty"]) == sorted(failures)
-    assert all(reason.endswith("(cached; --retry-failed measures it again)")
-               for reason in again.failures["faulty"].values())
+    assert all(again.failures["faulty"][model_id] == f"{reason} (cached)" for model_id, reason in failures.items())
 
     # Asked to, it measures them again (the killed one is killed again).
     with WorkerEngine(2) as engine:
