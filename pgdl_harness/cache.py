@@ -62,11 +62,6 @@ class ResultCache:
                 entries.append(entry)
         return entries
 
-    def load(self, run_key: str | None = None, model_keys: Mapping[str, str] | None = None
-             ) -> dict[str, ModelResult]:
-        """The latest value of each model whose keys match (all values when no key is given)."""
-        return matching_results(self.entries(), run_key, model_keys)
-
     def append(self, result: ModelResult, run_key: str | None = None, model_key: str | None = None) -> None:
         self._append_line({**asdict(result), "run_key": run_key, "model_key": model_key})
 

@@ -367,13 +367,9 @@ def _check_whole_records(path: Path) -> None:
                               f"at its last byte, {size} bytes)")
 
 
-def load_dataset(task: Task, split: str = "train") -> tf.data.Dataset:
-    """The split as the kit hands it to a submission: unbatched ``(inputs, label)`` pairs."""
-    return split_dataset(task.dataset_folder / split)
-
-
 def split_dataset(folder: Path) -> tf.data.Dataset:
-    """One split folder's shards as unbatched ``(inputs, label)`` pairs (float32, scalar int32)."""
+    """One split folder's shards as unbatched ``(inputs, label)`` pairs (float32, scalar int32): the
+    split as the kit hands it to a submission."""
     return shards_dataset(split_shards(folder))
 
 

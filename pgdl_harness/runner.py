@@ -72,19 +72,6 @@ class MeasureRun:
                                     "source": source})
 
 
-def run_measure(task: Task, measure, measure_name: str, out_dir: str | Path, **options) -> dict[str, ModelResult]:
-    """One measure on every model of ``task``; raises MeasureError if any model failed.
-
-    For scripts and tests that want all or nothing; ``run_measures`` reports failures instead.
-    """
-    run = run_measures(task, {measure_name: measure}, out_dir, **options)
-    failures = run.failures.get(measure_name, {})
-    if failures:
-        reason = next(iter(failures.values()))
-        raise MeasureError(f"{len(failures)} model(s) of {task.name} failed; first: {reason}")
-    return run.results[measure_name]
-
-
 @dataclass
 class ModelOutcome:
     """What measuring one model gave: ``(value, seconds)`` or a one-line reason, by measure label.

@@ -18,7 +18,7 @@ from complexity_measure.fragmentation import fragmentation_score
 from complexity_measure.representation import davies_bouldin_measure
 from pgdl_harness.cli import main
 from complexity_measure.dataset import dataset_to_arrays, example_hashes
-from pgdl_harness.loading import load_arrays, load_dataset, load_model, shard_paths, shards_dataset
+from pgdl_harness.loading import load_arrays, load_model, shard_paths, shards_dataset, split_dataset
 
 from ..conftest import DATA, REPO, TOY_TASK
 
@@ -27,12 +27,12 @@ def test_complexity_is_the_default_measure_as_a_float(toy_task):
     """The default: the fourth root of fragmentation over the fitted paths times the hidden layers'
     Davies-Bouldin index."""
     model = load_model(toy_task.model_folder("model_4"))
-    value = complexity(model, load_dataset(toy_task))
+    value = complexity(model, split_dataset(toy_task.dataset_folder / "train"))
     assert isinstance(value, float)
     inputs, labels = load_arrays(toy_task)
     assert value == (fragmentation_score(model, inputs, labels, ends="fitted") ** 0.25
                      * davies_bouldin_measure(model, inputs, labels))
-    assert complexity(model, load_dataset(toy_task), program_dir="/somewhere") == value
+    assert complexity(model, split_dataset(toy_task.dataset_folder / "train"), program_dir="/somewhere") == value
 
 
 def test_complexity_does_not_depend_on_the_order_of_the_shards(toy_task):
@@ -40,7 +40,7 @@ def test_complexity_does_not_depend_on_the_order_of_the_shards(toy_task):
     inputs, labels = load_arrays(toy_task)
     order = np.random.default_rng(0).permutation(len(labels))
     shuffled = tf.data.Dataset.from_tensor_slices((inputs[order], labels[order].astype(np.int32)))
-    assert complexity(model, shuffled) == complexity(model, load_dataset(toy_task))
+    assert complexity(model, shuffled) == complexity(model, split_dataset(toy_task.dataset_folder / "train"))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_a_copy_loaded_where_the_projects_package_is_imported_runs_its_own_modul
     try:
         spec.loader.exec_module(module)
         model = load_model(toy_task.model_folder("model_4"))
-        assert module.complexity(model, load_dataset(toy_task)) == 7.2  # 200 examples
+        assert module.complexity(model, split_dataset(toy_task.dataset_folder / "train")) == 7.2  # 200 examples
         assert sys.modules["complexity_measure"] is complexity_measure
         assert module.get_measure.__module__.startswith("complexity_measure_")
     finally:

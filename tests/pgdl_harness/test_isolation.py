@@ -13,7 +13,7 @@ import pytest
 
 from pgdl_harness.cli import main
 from pgdl_harness.loading import build_model
-from pgdl_harness.cache import ModelResult, ResultCache, cache_path
+from pgdl_harness.cache import ModelResult, ResultCache, cache_path, matching_results
 from pgdl_harness.tasks import find_tasks
 
 from ..conftest import TOY_TASK
@@ -159,7 +159,7 @@ def test_every_fault_is_isolated_and_named(broken_task, intact_values, tmp_path,
 
     # Every healthy model was scored, and cached exactly as an intact run computes it.
     healthy = sorted(set(broken_task.model_ids) - set(FAULTS))
-    cached = ResultCache(cache_path(out, broken_task, "fragmentation")).load()
+    cached = matching_results(ResultCache(cache_path(out, broken_task, "fragmentation")).entries())
     assert sorted(cached) == healthy
     assert {m: r.value for m, r in cached.items()} == {m: intact_values[m] for m in healthy}
     companion = json.loads((out / "toy_data.predict.json").read_text())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from complexity_measure.frameworks import as_classifier
-from pgdl_harness.loading import ModelLoadError, RefusedConfigError, load_arrays, load_dataset, load_model, shard_paths
+from pgdl_harness.loading import ModelLoadError, RefusedConfigError, load_arrays, load_model, shard_paths, split_dataset
 from pgdl_harness.tasks import TaskFolderError, find_tasks
 
 from ..conftest import TOY_TASK
@@ -33,7 +33,7 @@ def test_initial_weights_are_kept_beside_the_trained_ones(toy_task):
 
 
 def test_dataset_is_the_kits_unbatched_pairs_in_sorted_shard_order(toy_task):
-    dataset = load_dataset(toy_task)
+    dataset = split_dataset(toy_task.dataset_folder / "train")
     inputs, label = next(iter(dataset))
     assert inputs.shape == (3,) and inputs.dtype.name == "float32"
     assert label.shape == () and label.dtype.name == "int32"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pgdl_harness.cli import main
-from pgdl_harness.cache import ResultCache, cache_path
+from pgdl_harness.cache import ResultCache, cache_path, matching_results
 from pgdl_harness.tasks import find_tasks
 
 from ..conftest import DATA, REPO, TOY_TASK
@@ -89,7 +89,7 @@ def test_a_broken_model_is_isolated_as_the_local_engine_isolates_it(cluster, tmp
     assert reports["ray"]["failed"] == reports["local"]["failed"]
     assert "model_3/weights.hdf5: cannot be loaded" in reports["ray"]["failed"]["model_3"]
     task = find_tasks(tmp_path / "data")[0]
-    assert len(ResultCache(cache_path(tmp_path / "ray", task, "fragmentation")).load()) == 17
+    assert len(matching_results(ResultCache(cache_path(tmp_path / "ray", task, "fragmentation")).entries())) == 17
 
 
 # A driver that kills itself (SIGKILL) as the outcome after its first KEPT ones arrives: exactly
@@ -123,7 +123,7 @@ def test_a_killed_driver_resumes_and_cached_models_are_not_sent_again(cluster, l
     driver = subprocess.run([sys.executable, "-c", KILLED_DRIVER, str(DATA), task.name, str(out), cluster.address,
                              str(KEPT)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert driver.returncode == -signal.SIGKILL, driver.stderr[-3000:]
-    assert len(ResultCache(cache_path(out, task, "fragmentation")).load()) == KEPT
+    assert len(matching_results(ResultCache(cache_path(out, task, "fragmentation")).entries())) == KEPT
     assert main(["score", "--data", str(DATA), "--task", "mnist_vgg", *CHEAP, "--out", str(out),
                  "--engine", "ray"]) == 0
     companion = json.loads((out / "mnist_vgg.predict.json").read_text())

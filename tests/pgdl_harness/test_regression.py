@@ -21,7 +21,7 @@ from complexity_measure.registry import DEFAULT_MEASURE, get_measure
 from complexity_measure.representation import davies_bouldin_measure
 from pgdl_harness.loading import load_arrays, load_model
 from pgdl_harness.report import score_predictions
-from pgdl_harness.runner import run_measure
+from pgdl_harness.runner import run_measures
 from pgdl_harness.scoring import score_task
 from pgdl_harness.tasks import find_tasks
 
@@ -54,8 +54,9 @@ def test_default_measure_has_not_drifted(baseline, tmp_path):
     assert measure.function is fragmentation_times_davies_bouldin  # the form the tolerance is made for
     power = measure.parameters["power"]
     [task] = find_tasks(DATA, [baseline.stem])
-    results = run_measure(task, measure, DEFAULT_MEASURE, tmp_path, progress=False)
-    values = {model_id: result.value for model_id, result in results.items()}
+    run = run_measures(task, {DEFAULT_MEASURE: measure}, tmp_path, progress=False)
+    assert run.failures[DEFAULT_MEASURE] == {}
+    values = run.predictions(DEFAULT_MEASURE)
     assert sorted(values) == sorted(expected["values"])
     inputs, labels = load_arrays(task)
     drift = {}

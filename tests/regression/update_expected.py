@@ -17,15 +17,18 @@ sys.path.insert(0, str(REPO))
 
 from complexity_measure.registry import DEFAULT_MEASURE, get_measure  # noqa: E402
 from pgdl_harness.report import score_predictions  # noqa: E402
-from pgdl_harness.runner import run_measure  # noqa: E402
+from pgdl_harness.runner import run_measures  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
 
 
 def main():
     with tempfile.TemporaryDirectory() as scratch:
         for task in find_tasks(REPO / "data"):
-            results = run_measure(task, get_measure(DEFAULT_MEASURE), DEFAULT_MEASURE, scratch)
-            values = {model_id: result.value for model_id, result in results.items()}
+            run = run_measures(task, {DEFAULT_MEASURE: get_measure(DEFAULT_MEASURE)}, scratch)
+            failures = run.failures[DEFAULT_MEASURE]
+            if failures:  # a baseline needs every model's value
+                sys.exit(f"{len(failures)} model(s) of {task.name} failed; first: {next(iter(failures.values()))}")
+            values = run.predictions(DEFAULT_MEASURE)
             report = score_predictions(task, DEFAULT_MEASURE, values)
             expected = {"measure": DEFAULT_MEASURE, "values": values, "cmi": report.cmi,
                         "kendall_tau": report.kendall_tau,
