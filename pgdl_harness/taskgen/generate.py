@@ -2,8 +2,8 @@
 
 Reproducibility: the data split comes from ``seed``; model ``i`` is initialised, shuffled and
 dropped out from a seed derived from ``(seed, i)`` alone, and TensorFlow op determinism is turned
-on, so the same command gives the same task on the same machine and TensorFlow build (also when
-an interrupted run is resumed). This turns on ``tf.config.experimental.enable_op_determinism``
+on, so the same command gives the same task on the same machine and TensorFlow build with the
+same TensorFlow thread count (also when an interrupted run is resumed; see suite.py on threads). This turns on ``tf.config.experimental.enable_op_determinism``
 for the whole process.
 """
 

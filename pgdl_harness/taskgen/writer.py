@@ -288,8 +288,10 @@ def readme(name: str, command: str, spec: Mapping, log: Mapping, configs: Mappin
         "```",
         "",
         "(The project CLI's `make-task` subcommand takes the same arguments.) With the same command, the",
-        "same machine and TensorFlow build give the same task: the split, every initialisation, shuffle",
-        "and dropout mask come from the seed, and TensorFlow op determinism is on. Made with "
+        "same machine, TensorFlow build and TensorFlow thread count give the same task: the split, every",
+        "initialisation, shuffle and dropout mask come from the seed, and TensorFlow op determinism is on"
+        " (the thread count changes the order of sums, and 80 epochs can grow the round-off into other"
+        " models; the benchmark suites train every task with one thread). Made with "
         + ", ".join(f"{k} {v}" for k, v in log.get("environment", {}).items()) + ".",
         f"Generation took {seconds:.0f} s in total ({log['dataset_seconds']:.0f} s for the data, the rest"
         " training, saving and measuring the models; per-model seconds are in `generation_log.json`).",
