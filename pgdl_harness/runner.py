@@ -12,6 +12,7 @@ and arrays.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
@@ -150,71 +151,142 @@ def run_measures(task: Task, measures: Mapping[str, Any], out_dir: str | Path, *
     engine = engine or LocalEngine()
     check_budget(budget, engine)
     runs = {label: MeasureRun.of(label, measure) for label, measure in measures.items()}
-    caches = {label: ResultCache(cache_path(out_dir, task, label)) for label in runs}
-    if fresh:
-        for cache in caches.values():
-            cache.clear()
-    model_ids = task.model_ids
-    base_key = {"max_examples": max_examples, "version": project_version(), "data": _data_fingerprint(task)}
-    keys = {label: {**run.key, **base_key} for label, run in runs.items()}
-    run_keys = {label: key_digest(key) for label, key in keys.items()}
-    model_keys = {model_id: model_fingerprint(task.model_folder(model_id)) for model_id in model_ids}
-
-    results, reused, recomputed, failed = {}, {}, {}, {}
-    for label, cache in caches.items():
-        entries = cache.entries()  # the file is read once
-        results[label] = matching_results(entries, run_keys[label], model_keys)
-        failed[label] = {} if retry_failed else matching_failures(entries, run_keys[label], model_keys)
-        reused[label] = len(results[label])
-        recomputed[label] = len({entry["model_id"] for entry in entries} - set(results[label]) - set(failed[label]))
-    run = TaskRun(task, results, {label: {} for label in runs}, [], reused, recomputed, keys,
-                  cached_failures={label: len(reasons) for label, reasons in failed.items()})
-    for label, reasons in failed.items():
-        for model_id in model_ids:
-            if model_id in reasons:
-                run.failures[label][model_id] = f"{reasons[model_id]} {CACHED_MARK}"
-
-    # Only what the cache lacks is sent out: per model, the measures it has no value or failure of.
-    jobs = [(model_id, [label for label in runs if model_id not in results[label] and model_id not in failed[label]])
-            for model_id in model_ids]
-    jobs = [(model_id, needed) for model_id, needed in jobs if needed]
-    if not jobs:
-        run.results = _in_task_order(results, model_ids)
-        return run
-    inputs, labels = load_arrays(task, "train", max_examples)
-    for label, cache in caches.items():
-        cache.record_key(run_keys[label], keys[label])
-    # The kit's clock: seconds spent on the task's models so far (a cached model counts what it took).
-    todo = {model_id for model_id, _ in jobs}
-    spent = sum(_cached_seconds(results, model_id) for model_id in model_ids if model_id not in todo)
-    name = next(iter(runs)) if len(runs) == 1 else f"{len(runs)} measures"
-    bar = tqdm(desc=f"{task.name} · {name}", unit="model", disable=not progress,
-               initial=len(model_ids) - len(jobs), total=len(model_ids))
-    outcomes = engine.outcomes(task, jobs, runs, inputs, labels, max_parameters=max_parameters)
-    try:
-        for done, outcome in enumerate(outcomes, start=1):
-            for label, reason in outcome.failures.items():
-                run.failures[label][outcome.model_id] = reason
-                caches[label].append_failure(outcome.model_id, reason, run_keys[label], model_keys[outcome.model_id])
-            for reason in dict.fromkeys(outcome.failures.values()):
-                bar.write(f"failed: {reason}")
-            for label, (value, seconds) in outcome.values.items():
-                result = ModelResult(outcome.model_id, value, seconds)
-                caches[label].append(result, run_keys[label], model_keys[outcome.model_id])
-                results[label][outcome.model_id] = result
-                if len(runs) == 1:
-                    bar.set_postfix(value=f"{value:.4g}", s=f"{seconds:.1f}")
-            run.workers[outcome.where] = run.workers.get(outcome.where, 0) + 1
-            spent += max((seconds for _, seconds in outcome.values.values()), default=0.0)
-            bar.update()
-            if budget is not None and spent > budget * len(model_ids) and done < len(jobs):
-                run.exceeded = [model_id for model_id, _ in jobs[done:]]
-                break
-    finally:
-        outcomes.close()  # an engine stops what it still has running
-        bar.close()
-    run.results = _in_task_order(results, model_ids)
+    caches = _TaskCaches.open(task, runs, out_dir, max_examples, fresh=fresh)
+    run = caches.read(retry_failed=retry_failed)
+    jobs = _plan_jobs(run, runs)
+    if jobs:
+        inputs, labels = load_arrays(task, "train", max_examples)
+        caches.record_keys()
+        clock = _KitClock(budget, run, jobs)
+        # Closed on a break or an error too, the engine first: it stops what it still has running.
+        with (_progress_bar(task, runs, jobs, progress) as bar,
+              contextlib.closing(engine.outcomes(task, jobs, runs, inputs, labels,
+                                                 max_parameters=max_parameters)) as outcomes):
+            for done, outcome in enumerate(outcomes, start=1):
+                caches.write(outcome)
+                _record(run, outcome)
+                _show(bar, outcome, single=len(runs) == 1)
+                clock.count(outcome)
+                if clock.out_of_time and done < len(jobs):
+                    run.exceeded = [model_id for model_id, _ in jobs[done:]]
+                    break
+    run.results = _in_task_order(run.results, task.model_ids)
     return run
+
+
+@dataclass
+class _TaskCaches:
+    """The caches of a run's labels on one task, with the keys their values are read and written under:
+    each label's key (everything that makes its values: the measure's, ``max_examples``, the project's
+    version and the training data's fingerprint) and its digest, and each model folder's digest."""
+
+    task: Task
+    caches: dict[str, ResultCache]
+    keys: dict[str, dict]
+    run_keys: dict[str, str]
+    model_keys: dict[str, str]
+
+    @classmethod
+    def open(cls, task: Task, runs: Mapping[str, MeasureRun], out_dir: str | Path, max_examples: int | None, *,
+             fresh: bool) -> "_TaskCaches":
+        """The caches of ``runs`` on ``task`` in ``out_dir`` (emptied first if ``fresh``), with their keys."""
+        caches = {label: ResultCache(cache_path(out_dir, task, label)) for label in runs}
+        if fresh:
+            for cache in caches.values():
+                cache.clear()
+        base_key = {"max_examples": max_examples, "version": project_version(), "data": _data_fingerprint(task)}
+        keys = {label: {**run.key, **base_key} for label, run in runs.items()}
+        return cls(task, caches, keys, {label: key_digest(key) for label, key in keys.items()},
+                   {model_id: model_fingerprint(task.model_folder(model_id)) for model_id in task.model_ids})
+
+    def read(self, *, retry_failed: bool) -> TaskRun:
+        """What the caches hold under these keys, as a ``TaskRun``: each model's latest value and, unless
+        ``retry_failed``, its latest failure (the reason marked ``CACHED_MARK``); how many values are
+        reused, and how many cached models are not (their keys differ)."""
+        results, failed, reused, recomputed = {}, {}, {}, {}
+        for label, cache in self.caches.items():
+            entries = cache.entries()  # the file is read once
+            results[label] = matching_results(entries, self.run_keys[label], self.model_keys)
+            failed[label] = {} if retry_failed else matching_failures(entries, self.run_keys[label], self.model_keys)
+            reused[label] = len(results[label])
+            recomputed[label] = len({entry["model_id"] for entry in entries} - set(results[label]) - set(failed[label]))
+        failures = {label: {model_id: f"{reasons[model_id]} {CACHED_MARK}" for model_id in self.task.model_ids
+                            if model_id in reasons} for label, reasons in failed.items()}
+        return TaskRun(task=self.task, results=results, failures=failures, reused=reused, recomputed=recomputed,
+                       keys=self.keys, cached_failures={label: len(reasons) for label, reasons in failed.items()})
+
+    def record_keys(self) -> None:
+        """Write out what each label's run key stands for, beside its cache."""
+        for label, cache in self.caches.items():
+            cache.record_key(self.run_keys[label], self.keys[label])
+
+    def write(self, outcome: ModelOutcome) -> None:
+        """Append one model's outcome to its labels' caches, failures first, as soon as it arrives."""
+        model_key = self.model_keys[outcome.model_id]
+        for label, reason in outcome.failures.items():
+            self.caches[label].append_failure(outcome.model_id, reason, self.run_keys[label], model_key)
+        for label, (value, seconds) in outcome.values.items():
+            self.caches[label].append(ModelResult(outcome.model_id, value, seconds), self.run_keys[label], model_key)
+
+
+def _plan_jobs(run: TaskRun, labels: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Only what the cache lacks is sent out: ``(model_id, labels)`` for each model, in the task's order,
+    with the labels it has neither a value nor a cached failure of (none: the model is left out)."""
+    jobs = [(model_id, [label for label in labels
+                        if model_id not in run.results[label] and model_id not in run.failures[label]])
+            for model_id in run.task.model_ids]
+    return [(model_id, needed) for model_id, needed in jobs if needed]
+
+
+class _KitClock:
+    """The kit's time budget on one task: ``budget`` seconds per model, summed over the task's models.
+
+    A model measured before counts its slowest cached value's seconds, 0 for a model whose every
+    measure failed (a failure is cached without a time, and counts 0 when it happens too); a model
+    measured now counts its slowest measure (loading the model included). No ``budget``: never out
+    of time.
+    """
+
+    def __init__(self, budget: float | None, run: TaskRun, jobs: list[tuple[str, list[str]]]):
+        model_ids = run.task.model_ids
+        self.limit = None if budget is None else budget * len(model_ids)
+        todo = {model_id for model_id, _ in jobs}
+        self.spent = sum(max((done[model_id].seconds for done in run.results.values() if model_id in done),
+                             default=0.0) for model_id in model_ids if model_id not in todo)
+
+    def count(self, outcome: ModelOutcome) -> None:
+        self.spent += max((seconds for _, seconds in outcome.values.values()), default=0.0)
+
+    @property
+    def out_of_time(self) -> bool:
+        return self.limit is not None and self.spent > self.limit
+
+
+def _progress_bar(task: Task, labels: Sequence[str], jobs: list, shown: bool) -> tqdm:
+    """The task's bar: one step per model, the models the cache settled already done."""
+    name = next(iter(labels)) if len(labels) == 1 else f"{len(labels)} measures"
+    return tqdm(desc=f"{task.name} · {name}", unit="model", disable=not shown,
+                initial=len(task.model_ids) - len(jobs), total=len(task.model_ids))
+
+
+def _record(run: TaskRun, outcome: ModelOutcome) -> None:
+    """Add one model's outcome to ``run``: its values, its failures and the process that measured it."""
+    for label, reason in outcome.failures.items():
+        run.failures[label][outcome.model_id] = reason
+    for label, (value, seconds) in outcome.values.items():
+        run.results[label][outcome.model_id] = ModelResult(outcome.model_id, value, seconds)
+    run.workers[outcome.where] = run.workers.get(outcome.where, 0) + 1
+
+
+def _show(bar: tqdm, outcome: ModelOutcome, *, single: bool) -> None:
+    """One model done on ``bar``: each distinct failure on a line of its own, and with a ``single``
+    measure its value and seconds beside the bar."""
+    for reason in dict.fromkeys(outcome.failures.values()):
+        bar.write(f"failed: {reason}")
+    if single:
+        for value, seconds in outcome.values.values():
+            bar.set_postfix(value=f"{value:.4g}", s=f"{seconds:.1f}")
+    bar.update()
 
 
 def check_budget(budget: float | None, engine) -> None:
@@ -237,8 +309,8 @@ def run_tasks(tasks: Sequence[Task], measures: Mapping[str, Any], out_dir: str |
     exceeded = False
     for task in tasks:
         if exceeded:
-            yield task, TaskRun(task, {label: {} for label in measures}, {label: {} for label in measures},
-                                list(task.model_ids))
+            yield task, TaskRun(task=task, results={label: {} for label in measures},
+                                failures={label: {} for label in measures}, exceeded=list(task.model_ids))
             continue
         try:
             run = run_measures(task, measures, out_dir, budget=budget, **options)
@@ -252,13 +324,6 @@ def run_tasks(tasks: Sequence[Task], measures: Mapping[str, Any], out_dir: str |
 def _in_task_order(results: Mapping[str, Mapping[str, ModelResult]], model_ids: list[str]) -> dict:
     return {label: {model_id: done[model_id] for model_id in model_ids if model_id in done}
             for label, done in results.items()}
-
-
-def _cached_seconds(results: Mapping[str, Mapping[str, ModelResult]], model_id: str) -> float:
-    """What the kit's clock counts for a model measured before: its slowest cached value's seconds,
-    0 for a model whose every measure failed (a failure is cached without a time, and counts 0 when
-    it happens too)."""
-    return max((done[model_id].seconds for done in results.values() if model_id in done), default=0.0)
 
 
 def _data_fingerprint(task: Task) -> str:

@@ -13,9 +13,10 @@ from .scoring import EXCEEDED
 from .tasks import Task
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TaskRun:
-    """What ``run_measures`` did on one task, by measure label.
+    """What ``run_measures`` did on one task, by measure label (made with keywords only: nine fields
+    are too many to pass by position).
 
     ``results``: values by model id (the models that have one, in the task's order);
     ``failures``: one-line reasons by model id (``cached_failures``: how many of them were read from

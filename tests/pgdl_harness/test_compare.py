@@ -24,9 +24,10 @@ def as_results(case, seconds=1.0):
 
 def test_comparison_scores_each_measure_and_ranks_them(toy_task, tmp_path):
     broken = {m: r for m, r in as_results("true_gap").items() if m != "model_3"}
-    results = {toy_task: TaskRun(toy_task, {"negated": as_results("negated_gap"), "truth": as_results("true_gap"),
-                                            "kit": as_results("kit_toy_predict", 2.0), "broken": broken},
-                                 {"broken": {"model_3": "measure broken failed on model_3: ValueError: no"}})}
+    results = {toy_task: TaskRun(task=toy_task,
+                                 results={"negated": as_results("negated_gap"), "truth": as_results("true_gap"),
+                                          "kit": as_results("kit_toy_predict", 2.0), "broken": broken},
+                                 failures={"broken": {"model_3": "measure broken failed on model_3: ValueError: no"}})}
     reports, frame, written = compared(results, tmp_path)
     cmi = score_table(frame, "cmi")
     assert list(cmi.index) == ["truth", "negated", "kit", "broken"]
@@ -82,7 +83,7 @@ def test_a_comparison_report_is_the_score_report_of_the_same_run(toy_task):
     # the same chance levels and intervals.
     from pgdl_harness.report import report_run
 
-    run = TaskRun(toy_task, {"truth": as_results("true_gap")}, recomputed={"truth": 3},
+    run = TaskRun(task=toy_task, results={"truth": as_results("true_gap")}, recomputed={"truth": 3},
                   keys={"truth": {"parameters": {"a": 1}}})
     compared_report = compare_runs({toy_task: run}, null=50, bootstrap=40, seed=1).reports[0]
     scored = report_run(run, "truth", null=50, bootstrap=40, seed=1)
@@ -95,7 +96,7 @@ def test_a_comparison_report_is_the_score_report_of_the_same_run(toy_task):
 def test_seeds_are_summarised_with_intervals_chance_and_paired_comparison(toy_task, tmp_path):
     runs = {"noisy": noisy_results(0), "noisy#seed=1": noisy_results(1), "noisy#seed=2": noisy_results(2),
             "truth": as_results("true_gap"), "kit": as_results("kit_toy_predict")}
-    reports, frame, written = compared({toy_task: TaskRun(toy_task, runs)}, tmp_path, NOISY, null=300,
+    reports, frame, written = compared({toy_task: TaskRun(task=toy_task, results=runs)}, tmp_path, NOISY, null=300,
                                        bootstrap=200)
     by_measure = {r.measure: r for r in reports}
     assert set(by_measure) == {"noisy", "truth", "kit"}
@@ -123,7 +124,7 @@ def test_seeds_are_summarised_with_intervals_chance_and_paired_comparison(toy_ta
     assert "*chance: random measure, mean / 95th pct*" in markdown and "°" in markdown
     assert "paired with the best measure" in markdown
     # A label is never parsed: without the RunLabels, each seed's label is a measure of its own.
-    assert {r.measure for r in compare_runs({toy_task: TaskRun(toy_task, runs)}).reports} == set(runs)
+    assert {r.measure for r in compare_runs({toy_task: TaskRun(task=toy_task, results=runs)}).reports} == set(runs)
     # One file per seed, as the runner caches them.
     assert (tmp_path / "noisy#seed=2" / "toy_data.predict").exists()
 
@@ -156,8 +157,8 @@ def test_the_mean_over_tasks_has_a_seed_spread_an_interval_and_a_figure(toy_task
     # The toy task under a second name is a second task with the same models and gaps.
     other = Task("toy_copy", toy_task.folder, toy_task.model_configs_path)
     labels = ("noisy", "noisy#seed=1", "noisy#seed=2")
-    runs = {task: TaskRun(task, {**{label: noisy_results(10 * i + k, noise=0.02) for k, label in enumerate(labels)},
-                                 "truth": as_results("true_gap")})
+    runs = {task: TaskRun(task=task, results={**{label: noisy_results(10 * i + k, noise=0.02)
+                                                 for k, label in enumerate(labels)}, "truth": as_results("true_gap")})
             for i, task in enumerate((toy_task, other))}
     reports, frame, written = compared(runs, tmp_path, NOISY, null=50, bootstrap=100)
     per_seed = [np.mean([score_task({m: r.value for m, r in runs[task].results[label].items()},
