@@ -1,7 +1,7 @@
 """The figures of a comparison: each measure against the gap on one task, and the means over tasks.
 
-Drawn with matplotlib (the ``plots`` extra) into PNG files; the data come from a
-``compare.Comparison``.
+Drawn with matplotlib (the ``plots`` extra) and saved as PNG files at the paths ``outputs`` names;
+the data come from a ``compare.Comparison``.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def plot_over_tasks(frame: pd.DataFrame, mean_interval: pd.DataFrame, path: Path
     return path
 
 
-def plot_task(task: Task, by_measure: dict[str, list[dict]], frame: pd.DataFrame, folder: Path) -> Path:
-    """``<folder>/<task>.png``: each measure's value against the generalization gap, a panel each.
+def plot_task(task: Task, by_measure: dict[str, list[dict]], frame: pd.DataFrame, path: Path) -> Path:
+    """``path``: each measure's value against the generalization gap on ``task``, a panel each.
 
     ``by_measure``: by measure, the values of each of its seeds (``Comparison.complete_runs``). For
     a measure run with several seeds the point is the mean over seeds and the horizontal bar spans
@@ -99,8 +99,7 @@ def plot_task(task: Task, by_measure: dict[str, list[dict]], frame: pd.DataFrame
         axis.axis("off")
     figure.suptitle(f"{task.name}: measure vs generalization gap ({len(gaps)} models)", fontsize=10)
     figure.tight_layout()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{task.name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

@@ -2,7 +2,9 @@
 companion, ``score``'s report files, ``compare``'s tables, pages and figures and ``select``'s.
 
 Everything here is computed elsewhere (``report``, ``compare``, ``render``, ``figures``); this
-module only decides the names and writes.
+module, with ``predictions`` for the ``.predict`` files, only decides the names and writes (the
+figures are saved by ``figures`` at the paths named here). The harness's other writers are the
+cache (``cache``, driven by the runner), the task generator (``taskgen``) and the experiments.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def write_comparison(comparison: Comparison, out_dir: str | Path, *, figures: bo
         for task in comparison.task_runs:
             complete = comparison.complete_runs(task)
             if complete:
-                written.append(plot_task(task, complete, frame, out_dir / "figures"))
+                written.append(plot_task(task, complete, frame, out_dir / "figures" / f"{task.name}.png"))
         if mean_interval is not None and len(mean_interval) and frame["task"].nunique() > 1:
             written.append(plot_over_tasks(frame, mean_interval, out_dir / "figures" / "over_tasks.png"))
     return written

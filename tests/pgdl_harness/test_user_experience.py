@@ -273,6 +273,20 @@ def test_a_folder_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
     assert err.startswith("error: [Errno ") and str(tmp_path / "out") in err and err.count("\n") == 1
 
 
+def test_the_modules_that_score_report_and_write_results_import_no_tensorflow():
+    """The list in docs/architecture.md: what evaluate and select use, and what reads a TaskRun."""
+    import subprocess
+    import sys
+
+    modules = ("tasks", "scoring", "uncertainty", "report", "compare", "render", "figures", "outputs", "predictions",
+               "selection", "cache", "task_run", "provenance", "errors")
+    code = "".join(f"import pgdl_harness.{name}\n" for name in modules) + (
+        "import sys\nprint('LOADED', 'pgdl_harness.outputs' in sys.modules, 'tensorflow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "LOADED True False" in done.stdout
+
+
 def test_evaluate_select_and_measures_run_without_tensorflow(tmp_path):
     """Commands that read files and score them never import TensorFlow (5 s of a 5.4 s evaluate)."""
     import shutil
