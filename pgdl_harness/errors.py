@@ -14,5 +14,8 @@ class OptionError(HarnessError):
     """
 
     def __init__(self, option: str, problem: str):
-        super().__init__(f"{option} {problem}")
+        super().__init__(option, problem)  # both in args, so that a copy (pickle) is made the same way
         self.option, self.problem = option, problem
+
+    def __str__(self) -> str:
+        return f"{self.option} {self.problem}"

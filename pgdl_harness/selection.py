@@ -129,8 +129,11 @@ class UnknownFamilyError(HarnessError):
     ``task`` is the task's name (``run_selection`` takes its family in ``families``)."""
 
     def __init__(self, message: str, task: str):
-        super().__init__(message)
-        self.task = task
+        super().__init__(message, task)  # both in args, so that a copy (pickle) is made the same way
+        self.message, self.task = message, task
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def task_family(task: Task) -> str:

@@ -7,6 +7,7 @@ busy machine a healthy model may take any time): the timeout is tested on a mode
 """
 
 import json
+import pickle
 import shutil
 
 import pytest
@@ -30,7 +31,9 @@ def test_bad_options_are_named_by_their_keyword_in_the_library_and_by_their_flag
                                       "must be a positive number of seconds, got 0")]:
         with pytest.raises(OptionError) as raised:
             WorkerEngine(**options)
-        assert (raised.value.option, raised.value.problem, str(raised.value)) == (option, problem, f"{option} {problem}")
+        copy = pickle.loads(pickle.dumps(raised.value))
+        for error in (raised.value, copy):
+            assert (error.option, error.problem, str(error)) == (option, problem, f"{option} {problem}")
     arguments = ["score", "--data", str(DATA), "--task", "toy_data", "--measure", "parameter_norm", "--out",
                  str(tmp_path), "--no-progress"]
     assert main([*arguments, "--workers", "0"]) == 2
