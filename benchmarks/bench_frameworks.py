@@ -98,7 +98,6 @@ def data(n=2000):
 
 def tensorflow_and_torch_rows(device: str) -> dict:
     import tensorflow as tf
-    import torch
     from complexity_measure.forward import compiled
     from complexity_measure.keras_models import model_layers
     from pgdl_harness.torch_port import torch_port
@@ -111,19 +110,26 @@ def tensorflow_and_torch_rows(device: str) -> dict:
         keras_forward = forward_throughput(lambda batch: call(batch).numpy(), tf.constant(inputs[:DEFAULT_BATCH_SIZE]))
         rows[(name, "Keras on TensorFlow")] = measure_row(model, inputs, labels, keras_forward)
         module = torch_port(model).to(device)
-        torch_inputs = np.ascontiguousarray(np.moveaxis(inputs, -1, 1))
-        batch = torch.as_tensor(torch_inputs[:DEFAULT_BATCH_SIZE], device=device)
-
-        def torch_call(batch):
-            with torch.inference_mode():
-                return module(batch).cpu().numpy()
-
-        rows[(name, f"PyTorch ({device})")] = measure_row(module, torch_inputs, labels, forward_throughput(torch_call, batch))
+        rows[(name, f"PyTorch ({device})")] = torch_row(module, inputs, labels, device)
         with tempfile.TemporaryDirectory() as folder:
             weights = Path(folder) / "weights.npz"
             np.savez(weights, *model.get_weights())
             rows[(name, "Keras 3 on JAX")] = keras_jax_row(name, weights)
     return rows
+
+
+def torch_row(module, inputs, labels, device: str) -> dict:
+    """``measure_row`` for a PyTorch module on ``device``, on the channels-first copy of ``inputs``."""
+    import torch
+
+    torch_inputs = np.ascontiguousarray(np.moveaxis(inputs, -1, 1))
+
+    def torch_call(batch):
+        with torch.inference_mode():
+            return module(batch).cpu().numpy()
+
+    batch = torch.as_tensor(torch_inputs[:DEFAULT_BATCH_SIZE], device=device)
+    return measure_row(module, torch_inputs, labels, forward_throughput(torch_call, batch))
 
 
 def slug(name: str) -> str:
@@ -151,20 +157,13 @@ def torch_rows(folder: Path, devices) -> dict:
     import torch
 
     inputs, labels = data()
-    torch_inputs = np.ascontiguousarray(np.moveaxis(inputs, -1, 1))
     reference = json.loads((folder / "reference.json").read_text())
     rows = {}
     for name in ARCHITECTURES:
         for device in devices:
             module = torch.load(folder / f"{slug(name)}.pt", weights_only=False).to(device)
-            batch = torch.as_tensor(torch_inputs[:DEFAULT_BATCH_SIZE], device=device)
-
-            def torch_call(batch):
-                with torch.inference_mode():
-                    return module(batch).cpu().numpy()
-
             label = f"PyTorch ({torch.cuda.get_device_name(0) if device == 'cuda' else device})"
-            rows[(name, label)] = measure_row(module, torch_inputs, labels, forward_throughput(torch_call, batch))
+            rows[(name, label)] = torch_row(module, inputs, labels, device)
         print(f"{name}, Keras on TensorFlow (exported): fragmentation {reference[name]['fragmentation']:.4f}, "
               f"default {reference[name][DEFAULT_MEASURE]:.4f}, davies_bouldin {reference[name]['davies_bouldin']:.4f}")
     return rows

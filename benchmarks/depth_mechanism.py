@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from complexity_measure.classifier import ModelRefused  # noqa: E402
 from complexity_measure.fragmentation import DEFAULT_N_PAIRS, fragmentation_score  # noqa: E402
 from complexity_measure.frameworks import as_classifier  # noqa: E402
+from pgdl_harness.figures import pyplot  # noqa: E402
 from pgdl_harness.loading import load_arrays, load_model  # noqa: E402
 from pgdl_harness.scoring import generalization_gaps  # noqa: E402
 from pgdl_harness.tasks import find_tasks  # noqa: E402
@@ -85,10 +86,7 @@ def measure(task, out_path: Path, n_pairs: int = DEFAULT_N_PAIRS) -> pd.DataFram
 
 def figure(table: pd.DataFrame, path: Path, title: str) -> None:
     """Per depth: the changes inside and beyond, trained and at initialisation, and the mean gap."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     means = table.groupby("depth").mean(numeric_only=True)
     depths = means.index.to_numpy()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [2.2, 1]})
