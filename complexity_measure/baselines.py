@@ -43,14 +43,8 @@ def distance_from_initialization(model, inputs=None, labels=None) -> float:
     """
     model = as_classifier(model)
     current = model.finite_weights()
-    initial = model.initial_weights()
-    if len(initial) != len(current):
-        raise ValueError(f"the initial weights have {len(initial)} arrays but the model has {len(current)}")
     squared = 0.0
-    for index, (now, start) in enumerate(zip(current, initial)):
-        if now.shape != start.shape:
-            raise ValueError(f"the initial weight array {index} has shape {start.shape} but the model's weight "
-                             f"array {index} has shape {now.shape}")
+    for now, start in zip(current, model.matching_initial_weights(current)):
         squared += float(np.sum(np.square(now.astype(np.float64) - start.astype(np.float64))))
     return float(np.sqrt(squared))
 

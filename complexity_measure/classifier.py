@@ -312,19 +312,26 @@ class Classifier:
         raise ModelRefused(f"a {self.kind} has no initial weights (pass a Keras model or a torch.nn.Module "
                            f"with its initial weights recorded)")
 
-    @contextlib.contextmanager
-    def at_initial_weights(self) -> Iterator["Classifier"]:
-        """This classifier with the network's initial weights (``initial_weights``) inside the block,
-        and its own weights back after it, also when the block raises: the same architecture
-        measured before training. Raises ``ModelRefused`` where the initial weights are not known
-        and ValueError where they do not match the weights."""
-        initial, current = self.initial_weights(), self.weights()
+    def matching_initial_weights(self, current: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``initial_weights``, checked against ``current`` (the weights, in their order): ValueError
+        where the number of arrays or an array's shape differs."""
+        initial = self.initial_weights()
         if len(initial) != len(current):
             raise ValueError(f"the initial weights have {len(initial)} arrays but the model has {len(current)}")
         for index, (start, now) in enumerate(zip(initial, current)):
             if start.shape != now.shape:
                 raise ValueError(f"the initial weight array {index} has shape {start.shape} but the model's weight "
                                  f"array {index} has shape {now.shape}")
+        return initial
+
+    @contextlib.contextmanager
+    def at_initial_weights(self) -> Iterator["Classifier"]:
+        """This classifier with the network's initial weights (``initial_weights``) inside the block,
+        and its own weights back after it, also when the block raises: the same architecture
+        measured before training. Raises ``ModelRefused`` where the initial weights are not known
+        and ValueError where they do not match the weights."""
+        current = self.weights()
+        initial = self.matching_initial_weights(current)
         self._set_weights(initial)
         try:
             yield self

@@ -200,8 +200,7 @@ def fragmentation_score(model, inputs, labels, *, pairs: str = DEFAULT_PAIRS,
                              coarse_points=coarse_points, refine_margin=refine_margin, batch_size=batch_size,
                              with_lengths=normalize == "length")
         classes = paths.classes
-        changes = class_changes(classes) if counted is None else np.sum(
-            (classes[:, 1:] != classes[:, :-1]) & counted, axis=1)
+        changes = class_changes(classes, counted)
         if normalize == "length":
             span = paths.lengths * float(positions[-1] - positions[0])
             changes = np.divide(changes, span, out=np.zeros(len(changes)), where=span > 0)
@@ -308,9 +307,12 @@ def path_classes(model, starts: np.ndarray, ends: np.ndarray, positions: np.ndar
     return PathClasses(classes, evaluations, points.forward_passes, points.lengths() if with_lengths else None)
 
 
-def class_changes(classes: np.ndarray) -> np.ndarray:
-    """Class changes along each path: consecutive grid points of different classes, int ``(n_paths,)``."""
-    return np.sum(classes[:, 1:] != classes[:, :-1], axis=1)
+def class_changes(classes: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+    """Class changes along each path: consecutive grid points of different classes, int ``(n_paths,)``.
+    ``counted``: which grid intervals count (a boolean mask over the ``n_points - 1`` intervals;
+    None: all of them)."""
+    changed = classes[:, 1:] != classes[:, :-1]
+    return np.sum(changed if counted is None else changed & counted, axis=1)
 
 
 def path_positions(n_points: int, extend: float = 0.0) -> np.ndarray:

@@ -320,6 +320,15 @@ def test_pair_modes_draw_every_allowed_pair_and_nothing_else(mode):
     np.testing.assert_allclose(shares, 1 / len(eligible), atol=0.02)
 
 
+def test_class_changes_counts_only_the_masked_intervals():
+    classes = np.array([[0, 1, 1, 2, 0], [3, 3, 3, 3, 3], [0, 1, 0, 1, 0]])
+    np.testing.assert_array_equal(class_changes(classes), [3, 0, 4])
+    counted = np.array([False, True, True, False])
+    np.testing.assert_array_equal(class_changes(classes, counted), [1, 0, 2])
+    np.testing.assert_array_equal(class_changes(classes, counted) + class_changes(classes, ~counted),
+                                  class_changes(classes))
+
+
 def test_aggregations():
     changes = np.array([0, 0, 1, 3, 6])
     assert aggregate_changes(changes, "mean") == 2.0

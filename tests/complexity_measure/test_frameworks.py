@@ -177,6 +177,22 @@ def test_the_initial_weights_are_set_inside_the_block_and_restored_after_it(twin
             pass
 
 
+def test_initial_weights_of_another_shape_are_refused_before_any_weight_is_set(twins):
+    _, model, module, inputs, labels = twins
+    initial_keras, _ = halved(model, module)
+    wrong = [initial_keras[0][:-1]] + initial_keras[1:]
+    classifier = as_classifier(model, initial_weights=wrong)
+    trained = classifier.weights()
+    with pytest.raises(ValueError, match=r"initial weight array 0 has shape"):
+        with classifier.at_initial_weights():
+            pass
+    with pytest.raises(ValueError, match="initial weights have 1 arrays"):
+        with as_classifier(model, initial_weights=initial_keras[:1]).at_initial_weights():
+            pass
+    for now, start in zip(classifier.weights(), trained):
+        np.testing.assert_array_equal(now, start)
+
+
 def test_fragmentation_relative_to_initialisation_in_keras_and_pytorch(twins):
     import tensorflow as tf
     _, model, module, inputs, labels = twins
