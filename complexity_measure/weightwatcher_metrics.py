@@ -23,11 +23,17 @@ finite and a model that is neither a Keras model on TensorFlow nor a PyTorch mod
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 
 from .classifier import ModelRefused, names_refusals
 from .frameworks import as_classifier
+
+# WeightWatcher's analysis of the last few networks, by content (architecture and weights): the six
+# metrics of one network come from one analysis, which takes seconds on a wide network.
+_ANALYSED: dict[str, dict] = {}
+_KEEP = 4
 
 METRICS = ("alpha", "alpha_weighted", "log_alpha_norm", "log_norm", "log_spectral_norm", "stable_rank")
 DEFAULT_METRIC = "alpha"
@@ -55,12 +61,35 @@ def weightwatcher_metric(model, inputs=None, labels=None, *, metric: str = DEFAU
     if native is None:
         raise ModelRefused(f"weightwatcher analyses Keras models on TensorFlow and PyTorch modules, "
                            f"not a {classifier.kind}")
-    classifier.finite_weights()
-    summary = _quietly(lambda: _summary(getattr(classifier, native)))
-    value = summary.get(metric)
+    weights = classifier.finite_weights()
+    value = _analysed(getattr(classifier, native), weights).get(metric)
     if value is None:
         raise ModelRefused(f"weightwatcher found no layer to analyse (its summary has no {metric})")
     return float(value)
+
+
+def _analysed(model, weights) -> dict:
+    """WeightWatcher's summary of ``model`` (whose weight arrays are ``weights``), analysed once for
+    the same architecture and weights."""
+    key = _content_key(model, weights)
+    if key not in _ANALYSED:
+        if len(_ANALYSED) >= _KEEP:
+            _ANALYSED.pop(next(iter(_ANALYSED)))
+        _ANALYSED[key] = _quietly(lambda: _summary(model))
+    return dict(_ANALYSED[key])
+
+
+def _content_key(model, weights) -> str:
+    """A digest of the architecture (the classes of the layers or modules, in order) and of every
+    weight array's shape, type and bytes."""
+    parts = getattr(model, "layers", None)
+    if parts is None:  # a PyTorch module
+        parts = list(model.modules())
+    digest = hashlib.sha256(" ".join(type(part).__name__ for part in parts).encode())
+    for array in weights:
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _summary(model) -> dict:

@@ -42,6 +42,28 @@ def test_the_same_network_in_pytorch_has_the_same_metrics():
         assert get_measure(name)(module, None, None) == pytest.approx(get_measure(name)(model, None, None), rel=1e-9)
 
 
+def test_the_six_metrics_of_one_network_come_from_one_analysis(monkeypatch):
+    import weightwatcher
+    analyses = []
+    analyze = weightwatcher.WeightWatcher.analyze
+
+    def counted(self, *args, **kwargs):
+        analyses.append(1)
+        return analyze(self, *args, **kwargs)
+
+    monkeypatch.setattr(weightwatcher.WeightWatcher, "analyze", counted)
+    model = mlp()
+    model.layers[0].kernel.assign(model.layers[0].kernel * 1.5)  # weights no other test analysed
+    first = {metric: get_measure(f"weightwatcher_{metric}")(model, None, None) for metric in METRICS}
+    assert len(analyses) == 1
+    model.layers[1].kernel.assign(model.layers[1].kernel * 2.0)  # other weights: analysed again
+    second = {metric: get_measure(f"weightwatcher_{metric}")(model, None, None) for metric in METRICS}
+    assert len(analyses) == 2
+    assert second["log_norm"] > first["log_norm"]
+    assert get_measure("weightwatcher_log_norm")(torch_port(model), None, None) == pytest.approx(second["log_norm"])
+    assert len(analyses) == 3  # a PyTorch module is another architecture: analysed by itself
+
+
 def test_what_weightwatcher_cannot_analyse_is_refused():
     model = mlp()
     with pytest.raises(ModelRefused, match="^weightwatcher_alpha: weightwatcher analyses Keras models on TensorFlow "
