@@ -99,11 +99,16 @@ def write_comparison(comparison: Comparison, out_dir: str | Path, *, figures: bo
 
 def write_selection(selection: Selection, text: str, out_dir: str | Path) -> list[Path]:
     """``selection.md`` (``text``, from ``selection.selection_markdown``), ``selection_tasks.csv`` (the
-    held-out tasks) and ``selection_summary.csv`` (the means) in ``out_dir``; the paths written."""
+    held-out tasks), ``selection_summary.csv`` (the means) and ``selection_axes.csv`` (the granulated
+    tau psi of every axis of every task for every measure: one row per task and axis, one column
+    per measure; ``selection.md`` shows some of the measures) in ``out_dir``; the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "selection.md", out_dir / "selection_tasks.csv", out_dir / "selection_summary.csv"]
+    paths = [out_dir / "selection.md", out_dir / "selection_tasks.csv", out_dir / "selection_summary.csv",
+             out_dir / "selection_axes.csv"]
     paths[0].write_text(text)
     selection.held_out.to_csv(paths[1], index=False)
     selection.summary.to_csv(paths[2], index=False)
+    axes = selection.axes.pivot_table(index=["task", "family", "axis"], columns="measure", values="psi", sort=False)
+    axes[[m for m in selection.summary["measure"] if m in axes.columns]].to_csv(paths[3])
     return paths

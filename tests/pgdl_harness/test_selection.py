@@ -85,7 +85,8 @@ def test_select_reads_a_compare_run_and_writes_its_report(tmp_path, capsys):
     assert code == 0
     text = (results / "selection.md").read_text()
     out = capsys.readouterr().out
-    assert text in out and f"wrote: {results / 'selection.md'}, selection_tasks.csv, selection_summary.csv" in out
+    assert text in out and (f"wrote: {results / 'selection.md'}, selection_tasks.csv, selection_summary.csv, "
+                            f"selection_axes.csv") in out
     tasks = pd.read_csv(results / "selection_tasks.csv")
     assert tasks["chosen"].tolist() == ["good", "good"]  # chosen on the other task each time
     # Each held-out task's chance levels are the report's: tau's beside CMI's, every score within chance named.
@@ -95,6 +96,11 @@ def test_select_reads_a_compare_run_and_writes_its_report(tmp_path, capsys):
     assert summary.loc["leave-one-family-out choice", "cmi"] == pytest.approx(summary.loc["good", "cmi"])
     assert summary.loc["good", "cmi_vs_noise"] > 0.9
     assert "**Chosen on all tasks**: good" in text and "Granulated tau per axis" in text
+    # Every measure's psi per axis, for every axis of both tasks.
+    axes = pd.read_csv(results / "selection_axes.csv")
+    assert list(axes.columns) == ["task", "family", "axis", "noise", "good"]
+    assert set(axes["task"]) == {"toy_a", "toy_b"} and axes["family"].tolist().count("one") == len(axes) / 2
+    assert (axes["good"] > 0.5).all() and (axes["good"] > axes["noise"]).mean() > 0.5
     # A missing prediction file is named.
     (results / "good" / "toy_b.predict").unlink()
     assert main(["select", "--data", str(root), "--results", str(results), "--candidates", "good",
