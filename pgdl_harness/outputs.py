@@ -18,7 +18,7 @@ from .compare import Comparison
 from .predictions import provenance_path, write_predictions, write_provenance
 from .render import comparison_markdown, summary_markdown
 from .report import TaskReport, report_frame, report_json
-from .selection import Selection
+from .selection import Selection, psi_per_axis
 from .task_run import TaskRun
 
 
@@ -109,6 +109,5 @@ def write_selection(selection: Selection, text: str, out_dir: str | Path) -> lis
     paths[0].write_text(text)
     selection.held_out.to_csv(paths[1], index=False)
     selection.summary.to_csv(paths[2], index=False)
-    axes = selection.axes.pivot_table(index=["task", "family", "axis"], columns="measure", values="psi", sort=False)
-    axes[[m for m in selection.summary["measure"] if m in axes.columns]].to_csv(paths[3])
+    psi_per_axis(selection.axes, list(selection.summary["measure"])).to_csv(paths[3])
     return paths

@@ -196,6 +196,14 @@ def run_selection(tasks: Sequence[Task], results_dir: Path, candidates: Sequence
                      pd.DataFrame(axes, columns=["task", "family", "axis", "measure", "psi"]))
 
 
+def psi_per_axis(axes: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
+    """``Selection.axes`` as a table: one row per task, family and axis, one column per measure of
+    ``measures`` that has a psi (in that order)."""
+    table = axes[axes["measure"].isin(measures)].pivot_table(index=["task", "family", "axis"], columns="measure",
+                                                             values="psi", sort=False)
+    return table[[m for m in measures if m in table.columns]]
+
+
 def selection_markdown(selection: Selection, reference: str) -> str:
     """The folds, the held-out tasks and the summary as markdown."""
     cmi_digits = SCORE_DEFINITIONS[SELECTION_SCORE].digits
@@ -217,9 +225,7 @@ def selection_markdown(selection: Selection, reference: str) -> str:
     shown = list(dict.fromkeys([reference, selection.chosen_on_all, *(f.chosen for f in selection.folds)]))
     ranked = summary.iloc[1:].sort_values("cmi", ascending=False)["measure"]
     best_fixed = [m for m in ranked if m not in shown][:3]
-    axes = selection.axes[selection.axes["measure"].isin(shown + best_fixed)]
-    per_axis = axes.pivot_table(index=["task", "axis"], columns="measure", values="psi", sort=False)
-    per_axis = per_axis[[m for m in shown + best_fixed if m in per_axis.columns]]
+    per_axis = psi_per_axis(selection.axes, shown + best_fixed).droplevel("family")
     return "\n\n".join([
         "**Folds** (each family held out in turn; the candidate with the best mean CMI on the other families' "
         "tasks is chosen)\n\n" + folds.to_markdown(index=False),
